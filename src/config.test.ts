@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config";
+
+describe("loadConfig", () => {
+  it("defaults point at the local services on 127.0.0.1", () => {
+    const config = loadConfig({});
+    expect(config.http.port).toBe(3000);
+    expect(config.database.url).toBe("mysql://root@127.0.0.1:3306/flashsale");
+    expect(config.redis.url).toBe("redis://127.0.0.1:6379/0");
+    expect(config.kafka.brokers).toEqual(["127.0.0.1:9092"]);
+    expect(config.kafka.partitions).toBeGreaterThanOrEqual(3);
+    expect(config.roles).toEqual(["api", "consumers", "scheduler", "relay"]);
+    expect(config.namespace).toBe("fs");
+  });
+
+  it("parses lists and numbers, and treats empty strings as unset", () => {
+    const config = loadConfig({
+      PORT: "8080",
+      KAFKA_BROKERS: "127.0.0.1:9092, 127.0.0.1:9094",
+      ROLES: "consumers,api,consumers",
+      NAMESPACE: "",
+    });
+    expect(config.http.port).toBe(8080);
+    expect(config.kafka.brokers).toEqual(["127.0.0.1:9092", "127.0.0.1:9094"]);
+    expect(config.roles).toEqual(["consumers", "api"]);
+    expect(config.namespace).toBe("fs");
+  });
+
+  it("rejects a bad value with an error that names the variable", () => {
+    let caught: unknown;
+    try {
+      loadConfig({ PORT: "seventy", REDIS_URL: "http://127.0.0.1:6379" });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const error = caught as ConfigError;
+    expect(error.issues.map((i) => i.variable).sort()).toEqual(["PORT", "REDIS_URL"]);
+    expect(error.message).toContain("PORT: must be a port number");
+    expect(error.message).toContain("REDIS_URL: must be a URL starting with redis://");
+  });
+
+  it.each([
+    ["PORT", "70000"],
+    ["KAFKA_BROKERS", "127.0.0.1"],
+    ["KAFKA_PARTITIONS", "0"],
+    ["ROLES", "api,web"],
+    ["NAMESPACE", "Has Spaces"],
+    ["DATABASE_URL", "postgres://127.0.0.1/x"],
+    ["ADMIN_TOKEN", "short"],
+  ])("rejects %s=%s", (variable, value) => {
+    expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`\\b${variable}:`));
+  });
+
+  it("refuses the development secrets in production", () => {
+    expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/ADMIN_TOKEN:.*production/);
+    const config = loadConfig({
+      NODE_ENV: "production",
+      ADMIN_TOKEN: "a-real-admin-token-0123",
+      PAYMENT_WEBHOOK_SECRET: "a-real-webhook-secret-0123",
+    });
+    expect(config.adminToken).toBe("a-real-admin-token-0123");
+  });
+});

@@ -1,0 +1,182 @@
+import { z } from "zod";
+
+/**
+ * The one place that reads the environment. `loadConfig()` is called once at start; everything
+ * else receives the parsed `Config`. A bad value stops the process with a message naming the
+ * variable (see `ConfigError`).
+ */
+
+export const ROLES = ["api", "consumers", "scheduler", "relay"] as const;
+export type Role = (typeof ROLES)[number];
+
+// Development defaults for the two secrets. They let `bun run start` work on a laptop, and are
+// refused when NODE_ENV=production so a deployment cannot ship with them by accident.
+const DEV_ADMIN_TOKEN = "dev-admin-token";
+const DEV_WEBHOOK_SECRET = "dev-payment-webhook-secret";
+
+const port = z.coerce
+  .number({ error: "must be a port number (1-65535)" })
+  .int("must be a port number (1-65535)")
+  .min(1, "must be a port number (1-65535)")
+  .max(65_535, "must be a port number (1-65535)");
+const positiveInt = z.coerce
+  .number({ error: "must be a positive integer" })
+  .int("must be a positive integer")
+  .positive("must be a positive integer");
+
+const url = (protocols: readonly string[]) =>
+  z
+    .string()
+    .trim()
+    .refine(
+      (value) => {
+        try {
+          return protocols.includes(new URL(value).protocol);
+        } catch {
+          return false;
+        }
+      },
+      { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}` },
+    );
+
+/** "a, b,,c" → ["a", "b", "c"] */
+const commaList = z.string().transform((value) =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean),
+);
+
+const brokerList = commaList.refine(
+  (brokers) => brokers.length > 0 && brokers.every((b) => /^[^\s:]+:\d{1,5}$/.test(b)),
+  { message: "must be a comma-separated list of host:port" },
+);
+
+const roleList = commaList
+  .pipe(z.array(z.enum(ROLES)).min(1, "must name at least one role"))
+  .transform((roles) => [...new Set(roles)]);
+
+const EnvSchema = z
+  .object({
+    NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
+    PORT: port.default(3000),
+    HOST: z.string().trim().min(1).default("127.0.0.1"),
+    ROLES: roleList.default(["api", "consumers", "scheduler", "relay"]),
+    DATABASE_URL: url(["mysql:", "mariadb:"]).default("mysql://root@127.0.0.1:3306/flashsale"),
+    DATABASE_POOL_SIZE: positiveInt.max(200).default(10),
+    REDIS_URL: url(["redis:", "rediss:"]).default("redis://127.0.0.1:6379/0"),
+    KAFKA_BROKERS: brokerList.default(["127.0.0.1:9092"]),
+    KAFKA_CLIENT_ID: z.string().trim().min(1).max(100).default("flashsale"),
+    KAFKA_PARTITIONS: positiveInt.max(1000).default(3),
+    KAFKA_REPLICATION_FACTOR: positiveInt.max(10).default(1),
+    // How long a silent (crashed) group member keeps its partitions before the group moves
+    // them; the broker accepts 6 s to 300 s by default.
+    KAFKA_SESSION_TIMEOUT_MS: positiveInt.min(6_000).max(300_000).default(30_000),
+    // Prefix of every Redis key and Kafka topic (and consumer group) this instance uses, so
+    // several environments or test files can share one Redis and one broker without colliding.
+    NAMESPACE: z
+      .string()
+      .trim()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, "must be 1-40 chars of a-z, 0-9, _ or -")
+      .default("fs"),
+    ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").default(DEV_ADMIN_TOKEN),
+    PAYMENT_WEBHOOK_SECRET: z
+      .string()
+      .min(16, "must be at least 16 characters")
+      .default(DEV_WEBHOOK_SECRET),
+    // How long an Idempotency-Key and its stored answer are kept (Stripe keeps 24 h).
+    IDEMPOTENCY_TTL_SECONDS: positiveInt.max(30 * 24 * 3600).default(24 * 3600),
+    LOG_LEVEL: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info"),
+    SHUTDOWN_TIMEOUT_MS: positiveInt.max(300_000).default(25_000),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV !== "production") return;
+    if (env.ADMIN_TOKEN === DEV_ADMIN_TOKEN) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ADMIN_TOKEN"],
+        message: "must be set in production (the development default is refused)",
+      });
+    }
+    if (env.PAYMENT_WEBHOOK_SECRET === DEV_WEBHOOK_SECRET) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["PAYMENT_WEBHOOK_SECRET"],
+        message: "must be set in production (the development default is refused)",
+      });
+    }
+  });
+
+export type Env = z.input<typeof EnvSchema>;
+
+export interface Config {
+  nodeEnv: "development" | "test" | "production";
+  http: { host: string; port: number };
+  roles: Role[];
+  database: { url: string; poolSize: number };
+  redis: { url: string };
+  kafka: {
+    brokers: string[];
+    clientId: string;
+    partitions: number;
+    replicationFactor: number;
+    sessionTimeoutMs: number;
+  };
+  namespace: string;
+  adminToken: string;
+  paymentWebhookSecret: string;
+  idempotencyTtlSeconds: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  shutdownTimeoutMs: number;
+}
+
+/** Names every variable that failed, one per line, e.g. `PORT: must be ...`. */
+export class ConfigError extends Error {
+  constructor(readonly issues: { variable: string; message: string }[]) {
+    super(
+      `invalid configuration:\n${issues.map((i) => `  ${i.variable}: ${i.message}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses an environment (process.env by default). Empty strings count as unset. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const env: Record<string, string> = {};
+  for (const name of Object.keys(EnvSchema.shape)) {
+    const value = source[name];
+    if (value !== undefined && value !== "") env[name] = value;
+  }
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => ({
+        variable: String(issue.path[0] ?? "environment"),
+        message: issue.message,
+      })),
+    );
+  }
+  const e = parsed.data;
+  return {
+    nodeEnv: e.NODE_ENV,
+    http: { host: e.HOST, port: e.PORT },
+    roles: e.ROLES,
+    database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE },
+    redis: { url: e.REDIS_URL },
+    kafka: {
+      brokers: e.KAFKA_BROKERS,
+      clientId: e.KAFKA_CLIENT_ID,
+      partitions: e.KAFKA_PARTITIONS,
+      replicationFactor: e.KAFKA_REPLICATION_FACTOR,
+      sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
+    },
+    namespace: e.NAMESPACE,
+    adminToken: e.ADMIN_TOKEN,
+    paymentWebhookSecret: e.PAYMENT_WEBHOOK_SECRET,
+    idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    logLevel: e.LOG_LEVEL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,98 @@
+import { asc, inArray, isNull, sql } from "drizzle-orm";
+import type { Message } from "kafkajs";
+import { outbox } from "../db/schema";
+import { ACKS_ALL } from "../kafka/client";
+import type { Component } from "../runtime/component";
+import type { Services } from "../services";
+
+export interface OutboxRelayOptions {
+  batchSize?: number;
+  /** Pause between polls when there was nothing to send. */
+  idleMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The `relay` role: publishes outbox rows (state changes committed with their event) to Kafka.
+ * One relay step: in a transaction, take the oldest unsent rows with SELECT … FOR UPDATE SKIP
+ * LOCKED (so several relays never take the same rows), publish them with the idempotent
+ * producer (acks=all), mark them sent, commit. If the publish fails, the rows stay unsent with
+ * the error and an attempt counted, and the relay backs off. A relay that dies after
+ * publishing and before committing sends those rows again: consumers deduplicate by event id.
+ */
+export async function relayOnce(services: Services, batchSize = 500): Promise<number> {
+  return services.database.db.transaction(async (tx) => {
+    const rows = await tx
+      .select()
+      .from(outbox)
+      .where(isNull(outbox.sentAt))
+      .orderBy(asc(outbox.id))
+      .limit(batchSize)
+      .for("update", { skipLocked: true });
+    if (rows.length === 0) return 0;
+    const byTopic = new Map<string, Message[]>();
+    for (const row of rows) {
+      const topic = `${services.config.namespace}.${row.topic}`;
+      const message: Message = {
+        key: row.messageKey,
+        value: JSON.stringify(row.payload),
+        headers: { "event-id": row.eventId, "event-type": row.eventType },
+      };
+      const list = byTopic.get(topic);
+      if (list) list.push(message);
+      else byTopic.set(topic, [message]);
+    }
+    const ids = rows.map((r) => r.id);
+    try {
+      await services.producer.sendBatch({
+        acks: ACKS_ALL,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+    } catch (error) {
+      await tx
+        .update(outbox)
+        .set({
+          attempts: sql`${outbox.attempts} + 1`,
+          lastError: (error as Error).message.slice(0, 1000),
+        })
+        .where(inArray(outbox.id, ids));
+      throw error;
+    }
+    await tx
+      .update(outbox)
+      .set({ sentAt: new Date(), attempts: sql`${outbox.attempts} + 1`, lastError: null })
+      .where(inArray(outbox.id, ids));
+    return rows.length;
+  });
+}
+
+export function outboxRelay(services: Services, options: OutboxRelayOptions = {}): Component {
+  const log = services.logger.child({ component: "relay" });
+  let running = false;
+  let loop: Promise<void> | undefined;
+  return {
+    name: "relay",
+    async start() {
+      running = true;
+      loop = (async () => {
+        let backoff = 100;
+        while (running) {
+          try {
+            const sent = await relayOnce(services, options.batchSize);
+            backoff = 100;
+            if (sent === 0) await sleep(options.idleMs ?? 200);
+          } catch (error) {
+            log.warn({ err: error }, "relay step failed; retrying");
+            await sleep(backoff);
+            backoff = Math.min(backoff * 2, 5_000);
+          }
+        }
+      })();
+    },
+    async stop() {
+      running = false;
+      await loop; // the step in progress finishes and commits
+    },
+  };
+}

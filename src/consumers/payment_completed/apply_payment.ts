@@ -1,0 +1,129 @@
+import { and, eq } from "drizzle-orm";
+import { v7 as uuidv7 } from "uuid";
+import { appendAudit } from "../../audit/audit_log";
+import type { Tx } from "../../db/client";
+import { idempotencyLog, orders, outbox, type PaymentOutcome, payments } from "../../db/schema";
+import { type PaymentCompletedEvent, paymentEventId } from "../../events/payment_completed";
+import { TOPICS } from "../../kafka/topics";
+import { transitionOrder } from "../../orders/state_machine";
+
+export const PAYMENT_COMPLETED_CONSUMER = "payment_completed";
+
+/** The order is not in MySQL yet (its order_created is still on the way): retry later. */
+export class OrderNotYetPersisted extends Error {
+  readonly retriable = true;
+  constructor(readonly orderId: string) {
+    super(`order ${orderId} is not persisted yet`);
+    this.name = "OrderNotYetPersisted";
+  }
+}
+
+/**
+ * Applies one payment callback, in the caller's transaction, at most once per provider event:
+ * - already in the idempotency log → nothing (`undefined`);
+ * - failed payment → recorded; the order stays PENDING until its window ends;
+ * - amount or currency differs from the order → recorded and flagged MISMATCH, not applied;
+ * - order PENDING → PAID through the state machine (history + outbox event);
+ * - order CANCELLED or EXPIRED → recorded, and a refund request goes out through the outbox;
+ * - order already paid (another event) → recorded and flagged ALREADY_PAID.
+ * Throws OrderNotYetPersisted when the order does not exist yet.
+ */
+export async function applyPayment(
+  tx: Tx,
+  event: PaymentCompletedEvent,
+  context: { fence: number; payloadHash: string; topic: string; partition: number; offset: string },
+): Promise<PaymentOutcome | undefined> {
+  const eventId = paymentEventId(event.eventId);
+  const [done] = await tx
+    .select({ status: idempotencyLog.status })
+    .from(idempotencyLog)
+    .where(
+      and(
+        eq(idempotencyLog.consumer, PAYMENT_COMPLETED_CONSUMER),
+        eq(idempotencyLog.eventId, eventId),
+      ),
+    );
+  if (done) return undefined;
+
+  const [order] = await tx
+    .select({ status: orders.status, totalCents: orders.totalCents, currency: orders.currency })
+    .from(orders)
+    .where(eq(orders.id, event.orderId))
+    .for("update");
+  if (!order) throw new OrderNotYetPersisted(event.orderId);
+
+  let outcome: PaymentOutcome;
+  let detail: string | null = null;
+  if (event.status === "failed") {
+    outcome = "FAILED_PAYMENT";
+  } else if (event.amountCents !== order.totalCents || event.currency !== order.currency) {
+    outcome = "MISMATCH";
+    detail = `paid ${event.amountCents} ${event.currency}, order is ${order.totalCents} ${order.currency}`;
+  } else if (order.status === "PENDING") {
+    await transitionOrder(tx, {
+      orderId: event.orderId,
+      to: "PAID",
+      actor: `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
+      reason: "payment succeeded",
+      eventId,
+      fence: context.fence,
+    });
+    outcome = "APPLIED";
+  } else if (order.status === "CANCELLED" || order.status === "EXPIRED") {
+    outcome = "LATE_REFUND_REQUESTED";
+    detail = `payment arrived for a ${order.status} order; refund requested`;
+    await tx.insert(outbox).values({
+      eventId: uuidv7(),
+      topic: TOPICS.refundRequested,
+      messageKey: event.orderId,
+      eventType: "REFUND_REQUESTED",
+      payload: {
+        type: "refund_requested",
+        orderId: event.orderId,
+        paymentEventId: event.eventId,
+        amountCents: event.amountCents,
+        currency: event.currency,
+        reason: `order ${order.status}`,
+      },
+    });
+  } else {
+    outcome = "ALREADY_PAID";
+    detail = `order is already ${order.status}`;
+  }
+
+  await tx.insert(payments).values({
+    eventId: event.eventId,
+    orderId: event.orderId,
+    status: event.status,
+    amountCents: event.amountCents,
+    currency: event.currency,
+    outcome,
+    detail,
+    receivedAt: new Date(event.receivedAt),
+  });
+  if (outcome !== "APPLIED" && outcome !== "FAILED_PAYMENT") {
+    await appendAudit(tx, {
+      actor: `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
+      action: `PAYMENT_${outcome}`,
+      entityType: "order",
+      entityId: event.orderId,
+      before: { status: order.status, totalCents: order.totalCents, currency: order.currency },
+      after: { paidCents: event.amountCents, currency: event.currency, outcome },
+      ...(detail ? { reason: detail } : {}),
+      correlationId: eventId,
+    });
+  }
+  await tx.insert(idempotencyLog).values({
+    consumer: PAYMENT_COMPLETED_CONSUMER,
+    eventId,
+    status: "DONE",
+    payloadHash: context.payloadHash,
+    attempts: 1,
+    orderId: event.orderId,
+    topic: context.topic,
+    kafkaPartition: context.partition,
+    kafkaOffset: Number(context.offset),
+    fenceToken: context.fence,
+  });
+  return outcome;
+}

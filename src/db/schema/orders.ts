@@ -1,0 +1,43 @@
+import { bigint, char, index, int, mysqlTable, varchar } from "drizzle-orm/mysql-core";
+import type { OrderStatus } from "../../orders/status";
+import { nowMs, timestampMs } from "../columns";
+import { sales } from "./sales";
+
+/**
+ * One accepted order. The primary key is the orderId minted at ingest, so a redelivered
+ * order_created message can never create a second row. Only the state machine writes `status`.
+ */
+export const orders = mysqlTable(
+  "orders",
+  {
+    id: varchar("id", { length: 36 }).primaryKey(),
+    saleId: varchar("sale_id", { length: 64 })
+      .notNull()
+      .references(() => sales.id),
+    userId: varchar("user_id", { length: 64 }).notNull(),
+    status: varchar("status", { length: 16 }).$type<OrderStatus>().notNull(),
+    /** Why the order is in its state when that needs saying (e.g. OVERSOLD, PAYMENT_TIMEOUT). */
+    statusReason: varchar("status_reason", { length: 64 }),
+    totalCents: bigint("total_cents", { mode: "number" }).notNull(),
+    currency: char("currency", { length: 3 }).notNull(),
+    /** When ingest accepted the request (the reservation time), not when the row was written. */
+    placedAt: timestampMs("placed_at").notNull(),
+    /** End of the payment window; an unpaid PENDING order after this expires. */
+    payBy: timestampMs("pay_by").notNull(),
+    /** Fencing token of the lock holder that last wrote the row; a lower token is refused. */
+    fenceToken: bigint("fence_token", { mode: "number" }).notNull().default(0),
+    /** Bumped by every transition; lets readers detect concurrent change cheaply. */
+    version: int("version").notNull().default(0),
+    createdAt: timestampMs("created_at").notNull().default(nowMs),
+    updatedAt: timestampMs("updated_at").notNull().default(nowMs),
+  },
+  (t) => [
+    index("orders_sale_status_ix").on(t.saleId, t.status),
+    index("orders_status_pay_by_ix").on(t.status, t.payBy),
+    index("orders_user_ix").on(t.saleId, t.userId),
+    index("orders_updated_ix").on(t.updatedAt),
+  ],
+);
+
+export type Order = typeof orders.$inferSelect;
+export type NewOrder = typeof orders.$inferInsert;

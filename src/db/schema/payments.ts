@@ -1,0 +1,34 @@
+import { bigint, char, index, mysqlTable, text, varchar } from "drizzle-orm/mysql-core";
+import { nowMs, timestampMs } from "../columns";
+
+export const PAYMENT_OUTCOMES = [
+  "APPLIED",
+  "FAILED_PAYMENT",
+  "MISMATCH",
+  "ALREADY_PAID",
+  "LATE_REFUND_REQUESTED",
+] as const;
+export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
+
+/**
+ * Every payment callback the payment_completed consumer processed, keyed by the provider's
+ * event id, with what it did about it. Flagged outcomes (MISMATCH, ALREADY_PAID,
+ * LATE_REFUND_REQUESTED) are where a person or a reconciler looks.
+ */
+export const payments = mysqlTable(
+  "payments",
+  {
+    eventId: varchar("event_id", { length: 64 }).primaryKey(),
+    orderId: varchar("order_id", { length: 36 }).notNull(),
+    status: varchar("status", { length: 16 }).notNull(),
+    amountCents: bigint("amount_cents", { mode: "number" }).notNull(),
+    currency: char("currency", { length: 3 }).notNull(),
+    outcome: varchar("outcome", { length: 24 }).$type<PaymentOutcome>().notNull(),
+    detail: text("detail"),
+    receivedAt: timestampMs("received_at").notNull(),
+    recordedAt: timestampMs("recorded_at").notNull().default(nowMs),
+  },
+  (t) => [index("payments_order_ix").on(t.orderId)],
+);
+
+export type Payment = typeof payments.$inferSelect;

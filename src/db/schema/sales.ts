@@ -1,0 +1,27 @@
+import { sql } from "drizzle-orm";
+import { char, check, int, mysqlTable, varchar } from "drizzle-orm/mysql-core";
+import { nowMs, timestampMs } from "../columns";
+
+/** A flash sale: when it runs, what a buyer may take, how long a reservation waits for payment. */
+export const sales = mysqlTable(
+  "sales",
+  {
+    id: varchar("id", { length: 64 }).primaryKey(),
+    currency: char("currency", { length: 3 }).notNull(),
+    startsAt: timestampMs("starts_at").notNull(),
+    endsAt: timestampMs("ends_at").notNull(),
+    /** Units per user per sale, across all SKUs. */
+    perUserLimit: int("per_user_limit").notNull(),
+    paymentWindowSeconds: int("payment_window_seconds").notNull(),
+    createdAt: timestampMs("created_at").notNull().default(nowMs),
+    updatedAt: timestampMs("updated_at").notNull().default(nowMs),
+  },
+  (t) => [
+    check("sales_window_ck", sql`${t.endsAt} > ${t.startsAt}`),
+    check("sales_per_user_limit_ck", sql`${t.perUserLimit} > 0`),
+    check("sales_payment_window_ck", sql`${t.paymentWindowSeconds} > 0`),
+  ],
+);
+
+export type Sale = typeof sales.$inferSelect;
+export type NewSale = typeof sales.$inferInsert;

@@ -1,0 +1,88 @@
+/**
+ * The one error type of the system: a closed set of machine codes, each mapped to an HTTP
+ * status here and nowhere else. Domain modules throw it; the HTTP layer renders it as RFC 9457
+ * problem+json (src/http/problem.ts). `retriable` tells a caller whether the same request may
+ * succeed later; code branches on it, never on message text.
+ */
+export const ERROR_STATUS = {
+  VALIDATION: 400,
+  MALFORMED_JSON: 400,
+  UNAUTHORIZED: 401,
+  INVALID_SIGNATURE: 401,
+  STALE_SIGNATURE: 400,
+  NOT_FOUND: 404,
+  UNKNOWN_SALE: 404,
+  UNKNOWN_ORDER: 404,
+  METHOD_NOT_ALLOWED: 405,
+  IDEMPOTENCY_KEY_IN_USE: 409,
+  SOLD_OUT: 409,
+  LIMIT_EXCEEDED: 409,
+  SALE_NOT_ACTIVE: 409,
+  SALE_CONFLICT: 409,
+  ILLEGAL_TRANSITION: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  UNKNOWN_SKU: 422,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  INTERNAL: 500,
+  BROKER_UNAVAILABLE: 503,
+  SALE_PAUSED: 503,
+  NOT_READY: 503,
+} as const;
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+const TITLES: Record<ErrorCode, string> = {
+  VALIDATION: "The request is not valid",
+  MALFORMED_JSON: "The request body is not valid JSON",
+  UNAUTHORIZED: "Authentication required",
+  INVALID_SIGNATURE: "The Payment-Signature header is missing or does not match the body",
+  STALE_SIGNATURE: "The signature's timestamp is more than 5 minutes away from now",
+  NOT_FOUND: "Not found",
+  UNKNOWN_SALE: "No such sale",
+  UNKNOWN_ORDER: "No such order",
+  METHOD_NOT_ALLOWED: "Method not allowed",
+  IDEMPOTENCY_KEY_IN_USE: "A request with this Idempotency-Key is still being processed",
+  SOLD_OUT: "Not enough stock left",
+  LIMIT_EXCEEDED: "The per-user limit of this sale would be exceeded",
+  SALE_NOT_ACTIVE: "The sale is not open now",
+  SALE_CONFLICT: "A different sale with this id exists",
+  ILLEGAL_TRANSITION: "The order cannot move to that state from its current one",
+  PAYLOAD_TOO_LARGE: "The request body is too large",
+  UNSUPPORTED_MEDIA_TYPE: "The request body must be application/json",
+  UNKNOWN_SKU: "The sale has no such SKU",
+  IDEMPOTENCY_KEY_REUSED: "This Idempotency-Key was used for a different request",
+  INTERNAL: "Internal server error",
+  BROKER_UNAVAILABLE: "The broker is unavailable; nothing was changed",
+  SALE_PAUSED: "The sale is paused for a moment",
+  NOT_READY: "The service is not ready",
+};
+
+const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
+  "IDEMPOTENCY_KEY_IN_USE",
+  "BROKER_UNAVAILABLE",
+  "SALE_PAUSED",
+  "NOT_READY",
+  "INTERNAL",
+]);
+
+export class AppError extends Error {
+  readonly status: number;
+  readonly retriable: boolean;
+  constructor(
+    readonly code: ErrorCode,
+    detail?: string,
+    /** Extension members of the problem document (e.g. `errors` for VALIDATION). */
+    readonly extensions: Record<string, unknown> = {},
+    /** Extra response headers (e.g. Retry-After). */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail ?? TITLES[code]);
+    this.name = "AppError";
+    this.status = ERROR_STATUS[code];
+    this.retriable = RETRIABLE.has(code);
+  }
+
+  get title(): string {
+    return TITLES[this.code];
+  }
+}

@@ -1,0 +1,40 @@
+import { createHash } from "node:crypto";
+import { canonicalJson } from "../canonical_json";
+import type { RedisClient } from "../redis/client";
+
+/**
+ * Idempotency-Key handling as the IETF draft and Stripe define it. A key is scoped to the sale
+ * the request orders from; its record lives in the sale's Redis slot for
+ * IDEMPOTENCY_TTL_SECONDS (24 h by default) and holds the request's fingerprint, the orderId
+ * and, once answered, the status and body to replay. reserve_order.lua checks and creates it
+ * in the same atomic step as the reservation.
+ *
+ * A record stays "in flight" from the reservation until the answer is stored. One in flight
+ * for longer than STALE_AFTER_MS belongs to a process that died mid-request; the next retry
+ * takes it over with the same orderId. The threshold sits well above the longest a live
+ * request can take (the Kafka publish gives up after a few seconds), so a live request is
+ * never taken over.
+ */
+export const STALE_AFTER_MS = 30_000;
+export const MAX_KEY_LENGTH = 255;
+
+/** The client's key as stored: SHA-256 hex, so any characters and length up to 255 are safe. */
+export const hashIdempotencyKey = (key: string) => createHash("sha256").update(key).digest("hex");
+
+/** SHA-256 of the method, path and canonical JSON of the validated body. */
+export function requestFingerprint(method: string, path: string, body: unknown): string {
+  return createHash("sha256")
+    .update(`${method} ${path}\n`)
+    .update(canonicalJson(body))
+    .digest("hex");
+}
+
+/** Stores the answer to replay for the rest of the key's window (its TTL is already set). */
+export async function storeAnswer(
+  redis: RedisClient,
+  record: string,
+  status: number,
+  body: string,
+): Promise<void> {
+  await redis.hset(record, "state", "done", "status", status, "body", body);
+}

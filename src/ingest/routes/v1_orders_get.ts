@@ -1,0 +1,18 @@
+import { AppError } from "../../errors";
+import type { App } from "../../http/app";
+import { findOrderView } from "../../orders/order_view";
+
+const ORDER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** GET /v1/orders/{orderId}: RESERVED while only Redis knows it, then the MySQL state. */
+export function registerGetOrder(app: App) {
+  app.get("/v1/orders/:orderId", async (c) => {
+    const orderId = c.req.param("orderId");
+    const view = ORDER_ID.test(orderId)
+      ? await findOrderView(c.get("services"), orderId)
+      : undefined;
+    if (!view) throw new AppError("UNKNOWN_ORDER", `no order ${orderId}`);
+    c.header("cache-control", "no-store");
+    return c.json(view);
+  });
+}

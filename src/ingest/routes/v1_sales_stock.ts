@@ -1,0 +1,19 @@
+import { AppError } from "../../errors";
+import type { App } from "../../http/app";
+import { SALE_ID } from "../../sales/definition";
+import { saleStock } from "../../sales/sales";
+
+/** GET /v1/sales/{saleId}/stock: remaining units per SKU, as the Redis gate sees them. */
+export function registerSaleStock(app: App) {
+  app.get("/v1/sales/:saleId/stock", async (c) => {
+    const saleId = c.req.param("saleId");
+    if (!SALE_ID.test(saleId)) throw new AppError("UNKNOWN_SALE", `no sale ${saleId}`);
+    const services = c.get("services");
+    const stock = await saleStock(
+      { db: services.database.db, redis: services.redis, keys: services.keys },
+      saleId,
+    );
+    c.header("cache-control", "no-store");
+    return c.json(stock);
+  });
+}

@@ -1,0 +1,102 @@
+import {
+  type Admin,
+  type Consumer,
+  type ConsumerConfig,
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from "kafkajs";
+import type { Logger } from "../logger";
+
+export interface KafkaSettings {
+  brokers: string[];
+  clientId: string;
+}
+
+const levels: Record<number, "error" | "warn" | "info" | "debug"> = {
+  [logLevel.ERROR]: "error",
+  [logLevel.WARN]: "warn",
+  [logLevel.INFO]: "info",
+  [logLevel.DEBUG]: "debug",
+};
+
+/**
+ * The broker connection. Connect attempts are bounded (a few seconds), so a missing broker
+ * fails fast with an error that names Kafka instead of retrying for minutes.
+ */
+export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
+  const log = logger.child({ component: "kafkajs" });
+  return new Kafka({
+    clientId: settings.clientId,
+    brokers: settings.brokers,
+    connectionTimeout: 3_000,
+    requestTimeout: 30_000,
+    retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2_000 },
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log: entry }) => {
+        const { message, ...rest } = entry;
+        log[levels[level] ?? "info"](rest, message);
+      },
+  });
+}
+
+/**
+ * Idempotent producer with acks=all: the broker drops a retried duplicate, so a retry after a
+ * lost acknowledgement never writes a message twice. One request in flight keeps kafkajs's
+ * sequence numbers safe. Retries are bounded (kafkajs would otherwise retry forever for an
+ * idempotent producer), so a dead broker surfaces as an error the caller can answer with 503.
+ */
+export function createProducer(kafka: Kafka, options: { retries?: number } = {}): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: options.retries ?? 5, initialRetryTime: 100, maxRetryTime: 2_000 },
+  });
+}
+
+/** acks=all is per send in kafkajs; every producer call in this codebase passes this. */
+export const ACKS_ALL = -1 as const;
+
+/**
+ * A consumer-group member. Offsets are committed by the caller (run with autoCommit: false)
+ * only after its effect is durable.
+ */
+export function createConsumer(
+  kafka: Kafka,
+  groupId: string,
+  overrides: Partial<ConsumerConfig> = {},
+): Consumer {
+  return kafka.consumer({
+    groupId,
+    allowAutoTopicCreation: false,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+    rebalanceTimeout: 60_000,
+    ...overrides,
+  });
+}
+
+export function createAdmin(kafka: Kafka): Admin {
+  return kafka.admin();
+}
+
+/** A connected group member subscribed to one topic from the beginning (for a new group). */
+export async function subscribedConsumer(
+  kafka: Kafka,
+  group: string,
+  topic: string,
+  sessionTimeoutMs: number,
+): Promise<Consumer> {
+  const consumer = createConsumer(kafka, group, { sessionTimeout: sessionTimeoutMs });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  return consumer;
+}
+
+/** The offset to commit once `offset` is processed: Kafka commits the next one to read. */
+export const nextOffset = (offset: string) => (BigInt(offset) + 1n).toString();

@@ -1,0 +1,57 @@
+import type { Admin } from "kafkajs";
+
+/**
+ * Logical topics. The physical name is `<namespace>.<logical>`, so environments and test files
+ * sharing one broker never see each other's messages. Dead-letter topics are `<topic>.dlq`.
+ */
+export const TOPICS = {
+  orderCreated: "order_created",
+  paymentCompleted: "payment_completed",
+  /** State changes published from the outbox (stock release, notifications). */
+  orderStatusChanged: "order_status_changed",
+  /** Compensation: refunds to ask the payment provider for (from the outbox). */
+  refundRequested: "refund_requested",
+} as const;
+export type LogicalTopic = (typeof TOPICS)[keyof typeof TOPICS];
+
+export type TopicNames = Record<keyof typeof TOPICS, string> & {
+  deadLetter(topic: string): string;
+  all(): string[];
+};
+
+export function topicNames(namespace: string): TopicNames {
+  const names = Object.fromEntries(
+    Object.entries(TOPICS).map(([key, logical]) => [key, `${namespace}.${logical}`]),
+  ) as Record<keyof typeof TOPICS, string>;
+  const deadLetter = (topic: string) => `${topic}.dlq`;
+  const main = Object.values(names);
+  return { ...names, deadLetter, all: () => [...main, ...main.map(deadLetter)] };
+}
+
+/** Consumer group ids share the namespace too: `<namespace>.<consumer>`. */
+export const groupId = (namespace: string, consumer: string) => `${namespace}.${consumer}`;
+
+/**
+ * Creates every topic of the namespace that does not exist yet (the broker has topic
+ * auto-creation off). Existing topics are left as they are: Kafka cannot shrink a topic, and
+ * growing one would move keys to other partitions under running consumers.
+ */
+export async function provisionTopics(
+  admin: Admin,
+  names: string[],
+  options: { partitions: number; replicationFactor: number },
+): Promise<{ created: string[]; existing: string[] }> {
+  const present = new Set(await admin.listTopics());
+  const missing = names.filter((name) => !present.has(name));
+  if (missing.length > 0) {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((topic) => ({
+        topic,
+        numPartitions: options.partitions,
+        replicationFactor: options.replicationFactor,
+      })),
+    });
+  }
+  return { created: missing, existing: names.filter((name) => present.has(name)) };
+}

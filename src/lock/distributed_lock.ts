@@ -1,0 +1,118 @@
+import { randomBytes } from "node:crypto";
+import type { RedisClient } from "../redis/client";
+import type { RedisKeys } from "../redis/keys";
+
+/**
+ * A Redis lock that is safe to lose (see ../shared/architecture.md, "Locks").
+ *
+ * - acquire: SET NX PX with a random owner token, and a fencing token from a per-resource
+ *   counter that only ever grows (lock_acquire.lua);
+ * - renew and release only by the owner (compare-and-pexpire, compare-and-delete): a holder
+ *   whose lock expired cannot extend or delete the next holder's lock;
+ * - a watchdog renews every TTL/3 while the task runs; when a renewal fails (lock lost or Redis
+ *   unreachable) the task's AbortSignal fires and the task must not commit;
+ * - the fencing token goes with every write the lock protects, so MySQL refuses a write from a
+ *   holder that was paused past its TTL and resumed (`WHERE fence_token < :fence`).
+ * Correctness never rests on the lock alone: idempotency records and unique keys hold even if
+ * two holders overlap. The lock saves duplicate work and guards effects outside MySQL.
+ */
+export class LockLostError extends Error {
+  constructor(readonly resource: string) {
+    super(`lock on ${resource} was lost`);
+    this.name = "LockLostError";
+  }
+}
+
+export interface HeldLock {
+  resource: string;
+  /** Monotonic per resource: a later holder always has a larger one. */
+  fence: number;
+  /** Fires when the lock is lost; the task must stop and not commit. */
+  signal: AbortSignal;
+  /** Compare-and-delete; false when the lock was no longer ours. Stops the watchdog. */
+  release(): Promise<boolean>;
+}
+
+export interface LockOptions {
+  ttlMs?: number;
+  /** Renew every TTL/3 while held (default true). Off only to show why it exists. */
+  watchdog?: boolean;
+}
+
+export class DistributedLock {
+  private readonly ttlMs: number;
+  private readonly watchdog: boolean;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: RedisKeys,
+    options: LockOptions = {},
+  ) {
+    this.ttlMs = options.ttlMs ?? 10_000;
+    this.watchdog = options.watchdog ?? true;
+  }
+
+  /** The lock if it is free now, else undefined. */
+  async tryAcquire(resource: string): Promise<HeldLock | undefined> {
+    const lockKey = this.keys.lock(resource);
+    const token = randomBytes(16).toString("hex");
+    const fence = await this.redis.lockAcquire(
+      lockKey,
+      this.keys.lockFence(resource),
+      token,
+      this.ttlMs,
+    );
+    if (fence < 0) return undefined;
+
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const stopWatchdog = () => {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+    };
+    if (this.watchdog) {
+      timer = setInterval(
+        async () => {
+          try {
+            const renewed = await this.redis.lockRenew(lockKey, token, this.ttlMs);
+            if (renewed === 1) return;
+          } catch {
+            // Redis unreachable: we cannot prove we still hold it, so we must assume we don't.
+          }
+          stopWatchdog();
+          controller.abort(new LockLostError(resource));
+        },
+        Math.max(1, Math.floor(this.ttlMs / 3)),
+      );
+      // A pending renewal must not keep a finished process alive.
+      timer.unref?.();
+    }
+    return {
+      resource,
+      fence,
+      signal: controller.signal,
+      release: async () => {
+        stopWatchdog();
+        return (await this.redis.releaseIfOwner(lockKey, token)) === 1;
+      },
+    };
+  }
+
+  /**
+   * Runs `task` under the lock and releases it afterwards. Returns `{ acquired: false }` when
+   * someone else holds it (the caller decides whether to retry; a message consumer retries
+   * with backoff and never commits the offset past it meanwhile).
+   */
+  async withLock<T>(
+    resource: string,
+    task: (lock: HeldLock) => Promise<T>,
+  ): Promise<{ acquired: true; value: T } | { acquired: false }> {
+    const lock = await this.tryAcquire(resource);
+    if (!lock) return { acquired: false };
+    try {
+      return { acquired: true, value: await task(lock) };
+    } finally {
+      await lock.release();
+    }
+  }
+}

@@ -1,0 +1,73 @@
+import { eq } from "drizzle-orm";
+import { orders } from "../db/schema";
+import { findReservation } from "../sales/reservations";
+import type { Services } from "../services";
+
+export interface OrderView {
+  orderId: string;
+  saleId: string;
+  userId: string;
+  /** RESERVED while only Redis knows the order; then its MySQL state. */
+  status: string;
+  statusReason?: string | null;
+  items: { sku: string; quantity: number; unitPriceCents?: number }[];
+  totalCents?: number;
+  currency?: string;
+  placedAt: string;
+  expiresAt: string;
+  history: { from: string | null; to: string; at: string; actor: string; reason: string | null }[];
+}
+
+/**
+ * One order as a buyer may see it: MySQL (the ledger) first; if the consumer has not written
+ * it yet, the reservation in the sale's Redis gate. Undefined when neither knows it.
+ */
+export async function findOrderView(
+  services: Pick<Services, "database" | "redis" | "keys">,
+  orderId: string,
+): Promise<OrderView | undefined> {
+  const order = await services.database.db.query.orders.findFirst({
+    where: eq(orders.id, orderId),
+    with: { items: true, history: true },
+  });
+  if (order) {
+    return {
+      orderId: order.id,
+      saleId: order.saleId,
+      userId: order.userId,
+      status: order.status,
+      statusReason: order.statusReason,
+      items: order.items
+        .map((i) => ({ sku: i.sku, quantity: i.quantity, unitPriceCents: i.unitPriceCents }))
+        .sort((a, b) => (a.sku < b.sku ? -1 : 1)),
+      totalCents: order.totalCents,
+      currency: order.currency,
+      placedAt: order.placedAt.toISOString(),
+      expiresAt: order.payBy.toISOString(),
+      // Sorted here: MariaDB cannot order a nested relation (see src/db/client.ts).
+      history: order.history
+        .sort((a, b) => a.id - b.id)
+        .map((h) => ({
+          from: h.fromStatus,
+          to: h.toStatus,
+          at: h.at.toISOString(),
+          actor: h.actor,
+          reason: h.reason,
+        })),
+    };
+  }
+  const saleId = await services.redis.get(services.keys.orderLocator(orderId));
+  if (!saleId) return undefined;
+  const reservation = await findReservation(services.redis, services.keys, saleId, orderId);
+  if (!reservation) return undefined;
+  return {
+    orderId,
+    saleId,
+    userId: reservation.userId,
+    status: "RESERVED",
+    items: reservation.items,
+    placedAt: new Date(reservation.placedAt).toISOString(),
+    expiresAt: new Date(reservation.expiresAt).toISOString(),
+    history: [],
+  };
+}

@@ -1,0 +1,186 @@
+import { and, eq, sql } from "drizzle-orm";
+import { v7 as uuidv7 } from "uuid";
+import type { Tx } from "../db/client";
+import { orderItems, orderStatusHistory, orders, outbox, saleSkus } from "../db/schema";
+import { AppError } from "../errors";
+import { TOPICS } from "../kafka/topics";
+import type { OrderStatus } from "./status";
+
+/**
+ * The one module that changes `orders.status` after an order exists (see
+ * ../shared/architecture.md, "State machine"):
+ *
+ *   PENDING → PAID → CONFIRMED → SHIPPED
+ *   PENDING → CANCELLED | EXPIRED
+ *   PAID | CONFIRMED | SHIPPED → REFUNDED
+ *
+ * Every transition, in the caller's transaction: a conditional UPDATE (WHERE status = from),
+ * a history row, an outbox event (order_status_changed), and, when units go back to the sale
+ * (CANCELLED, EXPIRED, or REFUNDED before shipping), the SKUs' MySQL `held` counters lowered
+ * by the order's items. Giving the units back to the Redis gate is the stock-release
+ * consumer's job, driven by the outbox event, so it happens after the commit and exactly once.
+ */
+export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
+  PENDING: ["PAID", "CANCELLED", "EXPIRED"],
+  PAID: ["CONFIRMED", "REFUNDED"],
+  CONFIRMED: ["SHIPPED", "REFUNDED"],
+  SHIPPED: ["REFUNDED"],
+  REFUNDED: [],
+  CANCELLED: [],
+  EXPIRED: [],
+};
+
+/** A lock holder whose fencing token is older than the row's: it lost the lock; nothing written. */
+export class StaleFenceError extends Error {
+  constructor(
+    readonly orderId: string,
+    readonly fence: number,
+    readonly rowFence: number,
+  ) {
+    super(`order ${orderId}: fence ${fence} is older than the row's ${rowFence}`);
+    this.name = "StaleFenceError";
+  }
+}
+
+export const canTransition = (from: OrderStatus, to: OrderStatus) => TRANSITIONS[from].includes(to);
+
+/** Do the order's units go back to the sale when it moves from `from` to `to`? */
+export const releasesStock = (from: OrderStatus, to: OrderStatus) =>
+  to === "CANCELLED" || to === "EXPIRED" || (to === "REFUNDED" && from !== "SHIPPED");
+
+export interface TransitionRequest {
+  orderId: string;
+  to: OrderStatus;
+  /** Who: `admin:<token name>`, `consumer:<name>`, `reconcile:<job>#<run>`. */
+  actor: string;
+  reason?: string;
+  /** The event that caused it, for tracing (payment id, ...). */
+  eventId?: string;
+  /** Fencing token of the caller's lock; a write with a lower token than the row's is refused. */
+  fence?: number;
+}
+
+export interface TransitionResult {
+  orderId: string;
+  saleId: string;
+  from: OrderStatus;
+  to: OrderStatus;
+  version: number;
+  outboxEventId: string;
+}
+
+export interface StatusChangedEvent {
+  type: "order_status_changed";
+  version: 1;
+  eventId: string;
+  orderId: string;
+  saleId: string;
+  userId: string;
+  from: OrderStatus;
+  to: OrderStatus;
+  reason: string | null;
+  /** Units to give back to the sale's gate (empty unless the transition releases stock). */
+  release: { sku: string; quantity: number }[];
+  at: number;
+}
+
+export async function transitionOrder(
+  tx: Tx,
+  request: TransitionRequest,
+): Promise<TransitionResult> {
+  const [order] = await tx
+    .select({
+      status: orders.status,
+      version: orders.version,
+      saleId: orders.saleId,
+      userId: orders.userId,
+      fenceToken: orders.fenceToken,
+    })
+    .from(orders)
+    .where(eq(orders.id, request.orderId))
+    .for("update");
+  if (!order) throw new AppError("UNKNOWN_ORDER", `no order ${request.orderId}`);
+  const from = order.status;
+  if (!canTransition(from, request.to)) {
+    throw new AppError("ILLEGAL_TRANSITION", `${from} → ${request.to} is not allowed`, {
+      from,
+      to: request.to,
+      allowed: TRANSITIONS[from],
+    });
+  }
+  if (request.fence !== undefined && request.fence < order.fenceToken) {
+    throw new StaleFenceError(request.orderId, request.fence, order.fenceToken);
+  }
+  const now = new Date();
+  const [updated] = await tx
+    .update(orders)
+    .set({
+      status: request.to,
+      statusReason: request.reason ?? null,
+      version: sql`${orders.version} + 1`,
+      fenceToken: request.fence ?? order.fenceToken,
+      updatedAt: now,
+    })
+    .where(and(eq(orders.id, request.orderId), eq(orders.status, from)));
+  if (updated.affectedRows !== 1) {
+    // Cannot happen under FOR UPDATE; kept as the guarantee the conditional update gives.
+    throw new Error(`order ${request.orderId} changed under a row lock`);
+  }
+
+  const release: { sku: string; quantity: number }[] = [];
+  if (releasesStock(from, request.to)) {
+    const items = await tx
+      .select({ sku: orderItems.sku, quantity: orderItems.quantity })
+      .from(orderItems)
+      .where(eq(orderItems.orderId, request.orderId))
+      .orderBy(orderItems.sku);
+    for (const item of items) {
+      await tx
+        .update(saleSkus)
+        .set({ held: sql`${saleSkus.held} - ${item.quantity}`, updatedAt: now })
+        .where(and(eq(saleSkus.saleId, order.saleId), eq(saleSkus.sku, item.sku)));
+      release.push(item);
+    }
+  }
+
+  await tx.insert(orderStatusHistory).values({
+    orderId: request.orderId,
+    fromStatus: from,
+    toStatus: request.to,
+    actor: request.actor,
+    reason: request.reason ?? null,
+    eventId: request.eventId ?? null,
+    fenceToken: request.fence ?? null,
+    at: now,
+  });
+  const outboxEventId = uuidv7();
+  const event: StatusChangedEvent = {
+    type: "order_status_changed",
+    version: 1,
+    eventId: outboxEventId,
+    orderId: request.orderId,
+    saleId: order.saleId,
+    userId: order.userId,
+    from,
+    to: request.to,
+    reason: request.reason ?? null,
+    release,
+    at: now.getTime(),
+  };
+  await tx.insert(outbox).values({
+    eventId: outboxEventId,
+    topic: TOPICS.orderStatusChanged,
+    messageKey: request.orderId,
+    eventType: `ORDER_${request.to}`,
+    payload: event as unknown as Record<string, unknown>,
+    createdAt: now,
+  });
+  return {
+    orderId: request.orderId,
+    saleId: order.saleId,
+    from,
+    to: request.to,
+    version: order.version + 1,
+    outboxEventId,
+  };
+}

@@ -1,0 +1,30 @@
+--[[
+  Gives a reservation's units back to the sale and to the user's limit, exactly once: the
+  reservation record is the marker, so a second call finds nothing and changes nothing.
+  When an idempotency record is passed (the publish of a new order failed), it is deleted in
+  the same step, so the client may retry with the same key.
+
+  KEYS[1]  sale stock hash
+  KEYS[2]  sale user-units hash
+  KEYS[3]  sale reservations hash
+  KEYS[4]  sale expiries zset
+  KEYS[5]  (optional) idempotency record of the request that made the reservation
+  ARGV[1]  orderId
+
+  Returns 1 when units were given back, 0 when there was no such reservation.
+]]
+if KEYS[5] then redis.call("DEL", KEYS[5]) end
+local raw = redis.call("HGET", KEYS[3], ARGV[1])
+if not raw then return 0 end
+local r = cjson.decode(raw)
+local total = 0
+for _, item in ipairs(r.items) do
+  redis.call("HINCRBY", KEYS[1], item.sku, item.quantity)
+  total = total + item.quantity
+end
+if redis.call("HINCRBY", KEYS[2], r.userId, -total) <= 0 then
+  redis.call("HDEL", KEYS[2], r.userId)
+end
+redis.call("HDEL", KEYS[3], ARGV[1])
+redis.call("ZREM", KEYS[4], ARGV[1])
+return 1

@@ -1,0 +1,45 @@
+import type { Role } from "../config";
+import { orderCreatedConsumer } from "../consumers/order_created/consumer";
+import { outboxRelay } from "../consumers/outbox_relay";
+import { paymentCompletedConsumer } from "../consumers/payment_completed/consumer";
+import { stockReleaseConsumer } from "../consumers/stock_release/consumer";
+import { httpServer } from "../http/server";
+import type { Services } from "../services";
+import type { Component } from "./component";
+
+/**
+ * What each role runs. ROLES=api,consumers,scheduler,relay (the default) runs all of them in
+ * one process; a deployment can split them across processes.
+ *
+ * consumers: order_created → orders, payment_completed → PAID (or flagged / refund request),
+ * order_status_changed → stock given back to the gate. relay: the outbox relay.
+ * scheduler has no components yet: the reconcile jobs come with the reconcilers issue; the role
+ * is accepted now so deployments and scripts can name it.
+ */
+export function componentsFor(
+  roles: readonly Role[],
+  services: Services,
+  draining: () => boolean,
+): Component[] {
+  const components: Component[] = [];
+  for (const role of roles) {
+    switch (role) {
+      case "api":
+        components.push(httpServer(services, draining));
+        break;
+      case "consumers":
+        components.push(
+          orderCreatedConsumer(services),
+          paymentCompletedConsumer(services),
+          stockReleaseConsumer(services),
+        );
+        break;
+      case "relay":
+        components.push(outboxRelay(services));
+        break;
+      case "scheduler":
+        break;
+    }
+  }
+  return components;
+}

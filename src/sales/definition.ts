@@ -1,0 +1,52 @@
+import { z } from "zod";
+
+/** Identifiers that end up inside Redis key names: no braces, spaces or colons. */
+export const SALE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const SKU = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Adds a "duplicate sku" issue at `<listName>/<i>/sku` for each repeated SKU in a list. */
+export function flagDuplicateSkus(
+  list: readonly { sku: string }[],
+  listName: string,
+  ctx: z.RefinementCtx,
+): void {
+  const seen = new Set<string>();
+  list.forEach((entry, i) => {
+    if (seen.has(entry.sku)) {
+      ctx.addIssue({ code: "custom", path: [listName, i, "sku"], message: "duplicate sku" });
+    }
+    seen.add(entry.sku);
+  });
+}
+
+export const SaleSkuDefinition = z.strictObject({
+  sku: z.string().regex(SKU, "1-64 chars of A-Z a-z 0-9 _ . -, starting with a letter or digit"),
+  totalStock: z.number().int().min(0).max(10_000_000),
+  priceCents: z.number().int().min(0).max(10_000_000_000),
+});
+
+export const SaleDefinition = z
+  .strictObject({
+    saleId: z
+      .string()
+      .regex(SALE_ID, "1-64 chars of A-Z a-z 0-9 _ . -, starting with a letter or digit"),
+    currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as EUR"),
+    startsAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
+    endsAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
+    /** Units one user may hold in this sale, across all SKUs. */
+    perUserLimit: z.number().int().min(1).max(10_000),
+    /** How long a reservation waits for payment before it expires. */
+    paymentWindowSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600),
+    skus: z.array(SaleSkuDefinition).min(1).max(500),
+  })
+  .superRefine((sale, ctx) => {
+    if (sale.endsAt <= sale.startsAt) {
+      ctx.addIssue({ code: "custom", path: ["endsAt"], message: "must be after startsAt" });
+    }
+    flagDuplicateSkus(sale.skus, "skus", ctx);
+  });
+export type SaleDefinition = z.output<typeof SaleDefinition>;

@@ -1,0 +1,176 @@
+import type { RedisClient } from "../redis/client";
+import type { RedisKeys } from "../redis/keys";
+
+export interface OrderItem {
+  sku: string;
+  quantity: number;
+}
+
+export type Rejection =
+  | { reason: "UNKNOWN_SALE" | "SALE_PAUSED" }
+  | { reason: "SALE_NOT_ACTIVE"; startsAt: number; endsAt: number }
+  | { reason: "LIMIT_EXCEEDED"; held: number; limit: number }
+  | { reason: "UNKNOWN_SKU"; sku: string }
+  | { reason: "SOLD_OUT"; sku: string; available: number };
+
+export type ReserveOutcome =
+  /** Reserved now, or (takeover) reserved by an attempt that died before answering. */
+  | {
+      kind: "reserved";
+      orderId: string;
+      placedAt: number;
+      expiresAt: number;
+      takeover: boolean;
+      /** False when a taken-over reservation is already settled or released: do not publish. */
+      publish: boolean;
+    }
+  | { kind: "replay"; orderId: string; status: number; body: string }
+  | { kind: "key_reused" }
+  | { kind: "key_in_flight" }
+  | { kind: "rejected"; rejection: Rejection };
+
+export interface ReserveRequest {
+  orderId: string;
+  saleId: string;
+  userId: string;
+  items: OrderItem[];
+  keyHash: string;
+  fingerprint: string;
+  staleAfterMs: number;
+  keyTtlMs: number;
+}
+
+/**
+ * Checks the Idempotency-Key and reserves all items of an order in the sale's gate, or none:
+ * reserve_order.lua, one round trip.
+ */
+export async function reserveStock(
+  redis: RedisClient,
+  keys: RedisKeys,
+  request: ReserveRequest,
+): Promise<ReserveOutcome> {
+  const k = keys.sale(request.saleId);
+  const reply = await redis.reserveOrder(
+    k.meta,
+    k.stock,
+    k.userUnits,
+    k.reservations,
+    k.expiries,
+    k.idempotency(request.keyHash),
+    request.orderId,
+    request.userId,
+    request.fingerprint,
+    request.staleAfterMs,
+    request.keyTtlMs,
+    request.items.length,
+    ...request.items.flatMap((i) => [i.sku, i.quantity]),
+  );
+  const code = Number(reply[0]);
+  const [a, b, c] = [reply[1], reply[2], reply[3]];
+  const itemAt = (i: unknown) => request.items[Number(i) - 1]?.sku ?? "?";
+  const reject = (rejection: Rejection): ReserveOutcome => ({ kind: "rejected", rejection });
+  switch (code) {
+    case 1:
+    case 2:
+    case 12:
+      return {
+        kind: "reserved",
+        orderId: String(a),
+        expiresAt: Number(b),
+        placedAt: Number(c),
+        takeover: code !== 1,
+        publish: code !== 12,
+      };
+    case 10:
+      return { kind: "replay", orderId: String(a), status: Number(b), body: String(c) };
+    case -10:
+      return { kind: "key_reused" };
+    case -11:
+      return { kind: "key_in_flight" };
+    case -1:
+      return reject({ reason: "UNKNOWN_SALE" });
+    case -2:
+      return reject({ reason: "SALE_NOT_ACTIVE", startsAt: Number(a), endsAt: Number(b) });
+    case -3:
+      return reject({ reason: "SALE_PAUSED" });
+    case -4:
+      return reject({ reason: "LIMIT_EXCEEDED", held: Number(a), limit: Number(b) });
+    case -5:
+      return reject({ reason: "UNKNOWN_SKU", sku: itemAt(a) });
+    case -6:
+      return reject({ reason: "SOLD_OUT", sku: itemAt(a), available: Number(b) });
+    default:
+      throw new Error(`reserve_order.lua returned an unknown code ${code}`);
+  }
+}
+
+/**
+ * Gives a reservation's units back exactly once (release_reservation.lua). With `keyHash`,
+ * the Idempotency-Key record that made it is deleted in the same step.
+ */
+export async function releaseReservation(
+  redis: RedisClient,
+  keys: RedisKeys,
+  saleId: string,
+  orderId: string,
+  keyHash?: string,
+): Promise<boolean> {
+  const k = keys.sale(saleId);
+  const saleKeys = [k.stock, k.userUnits, k.reservations, k.expiries];
+  const released =
+    keyHash === undefined
+      ? await redis.releaseReservation(4, ...saleKeys, orderId)
+      : await redis.releaseReservation(5, ...saleKeys, k.idempotency(keyHash), orderId);
+  return released === 1;
+}
+
+/** The order reached MySQL: drop the reservation, keep the units taken (settle_reservation.lua). */
+export async function settleReservation(
+  redis: RedisClient,
+  keys: RedisKeys,
+  saleId: string,
+  orderId: string,
+): Promise<boolean> {
+  const k = keys.sale(saleId);
+  return (await redis.settleReservation(k.reservations, k.expiries, orderId)) === 1;
+}
+
+/**
+ * Gives a persisted order's units back to the gate once MySQL released them (CANCELLED,
+ * EXPIRED, refund before shipping); the per-order marker makes a repeat a no-op.
+ */
+export async function releaseOrderUnits(
+  redis: RedisClient,
+  keys: RedisKeys,
+  order: { saleId: string; orderId: string; userId: string; items: OrderItem[] },
+): Promise<boolean> {
+  const k = keys.sale(order.saleId);
+  const released = await redis.releaseOrderUnits(
+    k.stock,
+    k.userUnits,
+    k.released,
+    order.orderId,
+    order.userId,
+    order.items.length,
+    ...order.items.flatMap((i) => [i.sku, i.quantity]),
+  );
+  return released === 1;
+}
+
+export interface Reservation {
+  orderId: string;
+  userId: string;
+  items: OrderItem[];
+  placedAt: number;
+  expiresAt: number;
+}
+
+export async function findReservation(
+  redis: RedisClient,
+  keys: RedisKeys,
+  saleId: string,
+  orderId: string,
+): Promise<Reservation | undefined> {
+  const raw = await redis.hget(keys.sale(saleId).reservations, orderId);
+  return raw ? (JSON.parse(raw) as Reservation) : undefined;
+}

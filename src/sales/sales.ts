@@ -1,0 +1,179 @@
+import { asc, eq } from "drizzle-orm";
+import { appendAudit } from "../audit/audit_log";
+import type { Db } from "../db/client";
+import { isDuplicateKey } from "../db/errors";
+import { saleSkus, sales } from "../db/schema";
+import { AppError } from "../errors";
+import type { RedisClient } from "../redis/client";
+import type { RedisKeys } from "../redis/keys";
+import type { SaleDefinition } from "./definition";
+
+export interface SaleStores {
+  db: Db;
+  redis: RedisClient;
+  keys: RedisKeys;
+}
+
+export interface StoredSale extends SaleDefinition {
+  skus: (SaleDefinition["skus"][number] & { held: number })[];
+}
+
+/** The sale as MySQL (its owner) has it, with each SKU's held counter; undefined if unknown. */
+export async function loadSale(db: Db, saleId: string): Promise<StoredSale | undefined> {
+  const [sale] = await db.select().from(sales).where(eq(sales.id, saleId));
+  if (!sale) return undefined;
+  const skus = await db
+    .select()
+    .from(saleSkus)
+    .where(eq(saleSkus.saleId, saleId))
+    .orderBy(asc(saleSkus.sku));
+  return {
+    saleId: sale.id,
+    currency: sale.currency,
+    startsAt: sale.startsAt,
+    endsAt: sale.endsAt,
+    perUserLimit: sale.perUserLimit,
+    paymentWindowSeconds: sale.paymentWindowSeconds,
+    skus: skus.map((s) => ({
+      sku: s.sku,
+      totalStock: s.totalStock,
+      priceCents: s.priceCents,
+      held: s.held,
+    })),
+  };
+}
+
+const sameDefinition = (a: SaleDefinition, b: SaleDefinition) => {
+  const skus = (s: SaleDefinition) =>
+    [...s.skus]
+      .sort((x, y) => (x.sku < y.sku ? -1 : 1))
+      .map((k) => `${k.sku}:${k.totalStock}:${k.priceCents}`)
+      .join(",");
+  return (
+    a.saleId === b.saleId &&
+    a.currency === b.currency &&
+    a.startsAt.getTime() === b.startsAt.getTime() &&
+    a.endsAt.getTime() === b.endsAt.getTime() &&
+    a.perUserLimit === b.perUserLimit &&
+    a.paymentWindowSeconds === b.paymentWindowSeconds &&
+    skus(a) === skus(b)
+  );
+};
+
+/**
+ * Stores a sale in MySQL (the owner of its definition and total stock) and arms its Redis gate.
+ * Posting the same definition again only re-arms the gate (idempotent); a different definition
+ * under an existing id is refused with SALE_CONFLICT, since totals must never change under
+ * orders already placed.
+ */
+export async function createSale(
+  stores: SaleStores,
+  definition: SaleDefinition,
+  actor: string,
+): Promise<{ created: boolean; sale: StoredSale }> {
+  let created = true;
+  try {
+    await stores.db.transaction(async (tx) => {
+      await tx.insert(sales).values({
+        id: definition.saleId,
+        currency: definition.currency,
+        startsAt: definition.startsAt,
+        endsAt: definition.endsAt,
+        perUserLimit: definition.perUserLimit,
+        paymentWindowSeconds: definition.paymentWindowSeconds,
+      });
+      await tx.insert(saleSkus).values(
+        definition.skus.map((s) => ({
+          saleId: definition.saleId,
+          sku: s.sku,
+          totalStock: s.totalStock,
+          priceCents: s.priceCents,
+        })),
+      );
+      await appendAudit(tx, {
+        actor,
+        action: "SALE_CREATED",
+        entityType: "sale",
+        entityId: definition.saleId,
+        after: definition,
+      });
+    });
+  } catch (error) {
+    if (!isDuplicateKey(error)) throw error;
+    created = false;
+  }
+  const sale = await loadSale(stores.db, definition.saleId);
+  if (!sale) throw new Error(`sale ${definition.saleId} vanished after insert`);
+  if (!created && !sameDefinition(sale, definition)) {
+    throw new AppError(
+      "SALE_CONFLICT",
+      `sale ${definition.saleId} exists with another definition; sales are immutable`,
+    );
+  }
+  await armSaleGate(stores, sale);
+  return { created, sale };
+}
+
+/**
+ * Writes the sale's rules into its Redis gate and, for each SKU the gate does not have yet,
+ * the units still available: total minus what MySQL already holds. SKUs already in Redis
+ * keep their count, so re-arming never resets reserved or sold units.
+ */
+export async function armSaleGate(stores: SaleStores, sale: StoredSale): Promise<number> {
+  const keys = stores.keys.sale(sale.saleId);
+  return stores.redis.armSale(
+    keys.meta,
+    keys.stock,
+    sale.startsAt.getTime(),
+    sale.endsAt.getTime(),
+    sale.perUserLimit,
+    sale.paymentWindowSeconds * 1000,
+    sale.skus.length,
+    ...sale.skus.flatMap((s) => [s.sku, Math.max(0, s.totalStock - s.held)]),
+  );
+}
+
+export type SalePhase = "upcoming" | "open" | "ended" | "paused";
+
+export interface SaleStock {
+  saleId: string;
+  phase: SalePhase;
+  startsAt: string;
+  endsAt: string;
+  skus: { sku: string; available: number }[];
+}
+
+/** Remaining units per SKU as the gate sees them: what a storefront polls. */
+export async function saleStock(stores: SaleStores, saleId: string): Promise<SaleStock> {
+  const keys = stores.keys.sale(saleId);
+  const [meta, stock, time] = await Promise.all([
+    stores.redis.hmget(keys.meta, "startsAt", "endsAt", "gate"),
+    stores.redis.hgetall(keys.stock),
+    stores.redis.time(),
+  ]);
+  const [startsAt, endsAt, gate] = meta;
+  if (!startsAt || !endsAt) {
+    if (await loadSale(stores.db, saleId)) {
+      throw new AppError("SALE_PAUSED", `sale ${saleId} is not armed`, {}, { "retry-after": "1" });
+    }
+    throw new AppError("UNKNOWN_SALE", `no sale ${saleId}`);
+  }
+  const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+  const phase: SalePhase =
+    gate !== "open"
+      ? "paused"
+      : now < Number(startsAt)
+        ? "upcoming"
+        : now >= Number(endsAt)
+          ? "ended"
+          : "open";
+  return {
+    saleId,
+    phase,
+    startsAt: new Date(Number(startsAt)).toISOString(),
+    endsAt: new Date(Number(endsAt)).toISOString(),
+    skus: Object.entries(stock)
+      .map(([sku, available]) => ({ sku, available: Math.max(0, Number(available)) }))
+      .sort((a, b) => (a.sku < b.sku ? -1 : 1)),
+  };
+}

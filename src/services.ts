@@ -1,0 +1,73 @@
+import type { Admin, Kafka, Producer } from "kafkajs";
+import type { Config } from "./config";
+import { createDatabase, type Database } from "./db/client";
+import { BatchPublisher } from "./kafka/batch_publisher";
+import { createAdmin, createKafka, createProducer } from "./kafka/client";
+import { type TopicNames, topicNames } from "./kafka/topics";
+import type { Logger } from "./logger";
+import { createRedis, type RedisClient } from "./redis/client";
+import { type RedisKeys, redisKeys } from "./redis/keys";
+
+/**
+ * The stores and clients one process shares across its roles. Built from the parsed config;
+ * constructing it opens no connection to Kafka (`connectKafka` does), so a process can start,
+ * report not-ready and recover when the broker comes back.
+ */
+export interface Services {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  redis: RedisClient;
+  keys: RedisKeys;
+  kafka: Kafka;
+  topics: TopicNames;
+  producer: Producer;
+  /** Batches concurrent publishes over `producer` (one request in flight). */
+  publisher: BatchPublisher;
+  admin: Admin;
+  connectKafka(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createServices(config: Config, logger: Logger): Services {
+  const database = createDatabase(config.database.url, { poolSize: config.database.poolSize });
+  const redis = createRedis(config.redis.url, { name: `${config.namespace}:${process.pid}` });
+  const kafka = createKafka(
+    { brokers: config.kafka.brokers, clientId: config.kafka.clientId },
+    logger,
+  );
+  const producer = createProducer(kafka);
+  const admin = createAdmin(kafka);
+  let kafkaConnected = false;
+
+  return {
+    config,
+    logger,
+    database,
+    redis,
+    keys: redisKeys(config.namespace),
+    kafka,
+    topics: topicNames(config.namespace),
+    producer,
+    publisher: new BatchPublisher(producer),
+    admin,
+    async connectKafka() {
+      try {
+        await Promise.all([admin.connect(), producer.connect()]);
+      } catch (error) {
+        throw new Error(
+          `Kafka is not reachable at ${config.kafka.brokers.join(",")}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      kafkaConnected = true;
+    },
+    async close() {
+      // Producer first: disconnect flushes what it still holds.
+      if (kafkaConnected) {
+        await Promise.allSettled([producer.disconnect(), admin.disconnect()]);
+      }
+      await Promise.allSettled([redis.quit(), database.close()]);
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import { eq, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appendAudit, verifyAuditChain } from "../src/audit/audit_log";
+import { auditLog } from "../src/db/schema";
+import { createApp } from "../src/http/app";
+import { createTestContext, type TestContext } from "./support/context";
+import { openSale } from "./support/sales";
+
+let ctx: TestContext;
+beforeAll(async () => {
+  ctx = await createTestContext(import.meta.url);
+});
+afterAll(() => ctx?.cleanup());
+
+const db = () => ctx.services.database.db;
+
+async function appendSome(n: number) {
+  for (let i = 0; i < n; i++) {
+    await db().transaction((tx) =>
+      appendAudit(tx, {
+        actor: "test",
+        action: "TEST",
+        entityType: "thing",
+        entityId: `t${i}`,
+        before: { n: i, nested: { b: 1, a: 2 } },
+        after: { n: i + 1 },
+        reason: `step ${i}`,
+      }),
+    );
+  }
+}
+
+describe("audit trail", () => {
+  it("chains rows by hash and verifies a clean chain", async () => {
+    await appendSome(5);
+    const check = await verifyAuditChain(db());
+    expect(check.ok).toBe(true);
+    const rows = await db().select().from(auditLog).orderBy(auditLog.seq);
+    rows.forEach((row, i) => {
+      expect(row.seq).toBe(i + 1);
+      if (i > 0) expect(row.prevHash).toBe(rows[i - 1]?.hash);
+    });
+  });
+
+  it("concurrent appends still form one unbroken chain", async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        db().transaction((tx) =>
+          appendAudit(tx, {
+            actor: "test",
+            action: "RACE",
+            entityType: "thing",
+            entityId: `r${i}`,
+          }),
+        ),
+      ),
+    );
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(10);
+    expect((await verifyAuditChain(db())).ok).toBe(true);
+  });
+
+  it("an admin action writes its audit row with the change it describes", async () => {
+    const app = createApp(ctx.services);
+    const before = (await verifyAuditChain(db())).rows;
+    const sale = await openSale(app, ctx.services);
+    const [row] = await db().select().from(auditLog).where(eq(auditLog.entityId, sale.saleId));
+    expect(row).toMatchObject({
+      actor: "admin:bootstrap",
+      action: "SALE_CREATED",
+      entityType: "sale",
+    });
+    expect((await verifyAuditChain(db())).rows).toBe(before + 1);
+  });
+
+  it("names the first broken link when a row is edited in SQL", async () => {
+    const [victim] = await db().select().from(auditLog).where(eq(auditLog.seq, 3));
+    await db().execute(sql`update audit_log set reason = 'rewritten' where seq = 3`);
+    expect(await verifyAuditChain(db())).toMatchObject({ ok: false, seq: 3, problem: "edited" });
+    await db().execute(sql`update audit_log set reason = ${victim?.reason ?? null} where seq = 3`);
+    expect((await verifyAuditChain(db())).ok).toBe(true);
+  });
+
+  it("notices rows cut off the end of the chain", async () => {
+    const last = (await verifyAuditChain(db())).rows;
+    await db().execute(sql`delete from audit_log where seq = ${last}`);
+    expect(await verifyAuditChain(db())).toMatchObject({
+      ok: false,
+      seq: last,
+      problem: "missing",
+    });
+  });
+
+  it("names the first broken link when a row is deleted in SQL", async () => {
+    await db().execute(sql`delete from audit_log where seq = 2`);
+    expect(await verifyAuditChain(db())).toMatchObject({ ok: false, seq: 2, problem: "missing" });
+  });
+});

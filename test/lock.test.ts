@@ -1,0 +1,143 @@
+import { and, eq, lt } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { orders, sales } from "../src/db/schema";
+import { DistributedLock, LockLostError } from "../src/lock/distributed_lock";
+import { createTestContext, eventually, type TestContext } from "./support/context";
+import { type Child, startChild } from "./support/process";
+
+let ctx: TestContext;
+const children: Child[] = [];
+beforeAll(async () => {
+  ctx = await createTestContext(import.meta.url);
+});
+afterAll(async () => {
+  for (const child of children) {
+    child.process.kill("SIGCONT");
+    child.process.kill("SIGKILL");
+  }
+  await ctx?.cleanup();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let n = 0;
+const resource = () => `order:lock-test-${++n}`;
+
+describe("distributed lock", () => {
+  it("without the watchdog, a task running past the TTL lets a second holder in", async () => {
+    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, {
+      ttlMs: 200,
+      watchdog: false,
+    });
+    const r = resource();
+    const first = await lock.tryAcquire(r);
+    expect(first).toBeDefined();
+    await sleep(400);
+    const second = await lock.tryAcquire(r);
+    expect(second?.fence).toBeGreaterThan(first?.fence ?? Number.POSITIVE_INFINITY);
+    // The first holder's late release must not free the second holder's lock.
+    expect(await first?.release()).toBe(false);
+    expect(await ctx.services.redis.exists(ctx.services.keys.lock(r))).toBe(1);
+    expect(await second?.release()).toBe(true);
+  });
+
+  it("with the watchdog, a task of 3×TTL keeps the lock and is not aborted", async () => {
+    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 300 });
+    const r = resource();
+    const holder = await lock.tryAcquire(r);
+    expect(holder).toBeDefined();
+    const deadline = Date.now() + 900;
+    let stolen = 0;
+    while (Date.now() < deadline) {
+      const other = await lock.tryAcquire(r);
+      if (other) {
+        stolen++;
+        await other.release();
+      }
+      await sleep(30);
+    }
+    expect(stolen).toBe(0);
+    expect(holder?.signal.aborted).toBe(false);
+    expect(await holder?.release()).toBe(true);
+    expect(await ctx.services.redis.exists(ctx.services.keys.lock(r))).toBe(0);
+  });
+
+  it("fires the task's AbortSignal when a renewal finds the lock gone", async () => {
+    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 300 });
+    const r = resource();
+    const holder = await lock.tryAcquire(r);
+    await ctx.services.redis.set(ctx.services.keys.lock(r), "someone-else", "PX", 10_000);
+    await eventually(async () => (holder?.signal.aborted ? true : undefined), {
+      timeoutMs: 2_000,
+      what: "the signal to abort",
+    });
+    expect(holder?.signal.reason).toBeInstanceOf(LockLostError);
+    expect(await holder?.release()).toBe(false);
+    expect(await ctx.services.redis.get(ctx.services.keys.lock(r))).toBe("someone-else");
+  });
+
+  it("withLock runs the task once and reports a lock held elsewhere", async () => {
+    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 1_000 });
+    const r = resource();
+    const outer = await lock.withLock(r, async () => lock.withLock(r, async () => "inner"));
+    expect(outer).toEqual({ acquired: true, value: { acquired: false } });
+    expect(await ctx.services.redis.exists(ctx.services.keys.lock(r))).toBe(0);
+  });
+
+  it("fences out a holder paused past its TTL (SIGSTOP) when it resumes", async () => {
+    const { db } = ctx.services.database;
+    const orderId = "0190b6f0-0000-7000-8000-00000000fe0c";
+    await db.insert(sales).values({
+      id: "fence-sale",
+      currency: "EUR",
+      startsAt: new Date(Date.now() - 60_000),
+      endsAt: new Date(Date.now() + 60_000),
+      perUserLimit: 1,
+      paymentWindowSeconds: 60,
+    });
+    await db.insert(orders).values({
+      id: orderId,
+      saleId: "fence-sale",
+      userId: "u",
+      status: "PENDING",
+      totalCents: 1,
+      currency: "EUR",
+      placedAt: new Date(),
+      payBy: new Date(Date.now() + 60_000),
+    });
+    const r = `order:${orderId}`;
+    const child = startChild(["test/fixtures/lock_holder.ts", r, orderId, "500"], ctx.childEnv(), {
+      stdin: true,
+    });
+    children.push(child);
+    const childFence = await eventually(
+      async () => {
+        const m = /ACQUIRED (\d+)/.exec(child.output());
+        return m ? Number(m[1]) : undefined;
+      },
+      { timeoutMs: 20_000, what: `the child to acquire; output:\n${child.output()}` },
+    );
+
+    child.process.kill("SIGSTOP");
+    await sleep(900); // past the 500 ms TTL: the frozen watchdog cannot renew
+    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 500 });
+    const mine = await lock.tryAcquire(r);
+    expect(mine?.fence).toBeGreaterThan(childFence);
+    const fence = mine?.fence ?? 0;
+    const [mineWrote] = await db
+      .update(orders)
+      .set({ statusReason: "current-holder", fenceToken: fence })
+      .where(and(eq(orders.id, orderId), lt(orders.fenceToken, fence)));
+    expect(mineWrote.affectedRows).toBe(1);
+
+    child.process.kill("SIGCONT");
+    child.process.stdin?.write("write\n");
+    const wrote = await eventually(async () => /WROTE (\d+)/.exec(child.output())?.[1], {
+      timeoutMs: 10_000,
+      what: `the resumed child to write; output:\n${child.output()}`,
+    });
+    expect(wrote).toBe("0");
+    const [row] = await db.select().from(orders).where(eq(orders.id, orderId));
+    expect(row).toMatchObject({ statusReason: "current-holder", fenceToken: fence });
+    expect(await mine?.release()).toBe(true);
+  }, 60_000);
+});

@@ -1,0 +1,130 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, ROOT } from "./process";
+
+/**
+ * A real single-node KRaft broker of the test's own, started from the jars that
+ * ./scripts/services resolved into .kafka/libs, so a test can kill it (SIGKILL) and start it
+ * again without disturbing the shared broker other test files use.
+ */
+export interface PrivateKafka {
+  brokers: string[];
+  start(): Promise<void>;
+  kill(): Promise<void>;
+  remove(): Promise<void>;
+}
+
+const LIBS = join(ROOT, ".kafka", "libs");
+
+export async function createPrivateKafka(): Promise<PrivateKafka> {
+  if (!existsSync(LIBS)) {
+    throw new Error("Kafka jars are missing in .kafka/libs: run ./scripts/services up first");
+  }
+  const dir = mkdtempSync(join(tmpdir(), "fs-private-kafka-"));
+  const [port, controllerPort] = [await freePort(), await freePort()];
+  const config = join(dir, "server.properties");
+  writeFileSync(
+    config,
+    [
+      "process.roles=broker,controller",
+      "node.id=1",
+      `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+      "controller.listener.names=CONTROLLER",
+      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+      `log.dirs=${join(dir, "data")}`,
+      "num.partitions=3",
+      "auto.create.topics.enable=false",
+      "offsets.topic.replication.factor=1",
+      "offsets.topic.num.partitions=3",
+      "transaction.state.log.replication.factor=1",
+      "transaction.state.log.min.isr=1",
+      "transaction.state.log.num.partitions=3",
+      "group.initial.rebalance.delay.ms=0",
+      "num.network.threads=2",
+      "num.io.threads=2",
+      "",
+    ].join("\n"),
+  );
+  const log4j = join(dir, "log4j.properties");
+  writeFileSync(
+    log4j,
+    [
+      "log4j.rootLogger=WARN, stdout",
+      "log4j.appender.stdout=org.apache.log4j.ConsoleAppender",
+      "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout",
+      "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n",
+      "log4j.logger.kafka.server.KafkaRaftServer=INFO",
+      "",
+    ].join("\n"),
+  );
+  const java = (args: string[]) => [
+    "-Xmx256m",
+    "-Xms128m",
+    `-Dlog4j.configuration=file:${log4j}`,
+    "-cp",
+    `${LIBS}/*`,
+    ...args,
+  ];
+  mkdirSync(join(dir, "data"));
+  execFileSync(
+    "java",
+    java([
+      "kafka.tools.StorageTool",
+      "format",
+      "-t",
+      randomBytes(16).toString("base64url"),
+      "-c",
+      config,
+    ]),
+    { stdio: "ignore", timeout: 60_000 },
+  );
+
+  let child: ChildProcess | undefined;
+  const kill = async () => {
+    const proc = child;
+    child = undefined;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((resolve) => proc.once("exit", resolve));
+    proc.kill("SIGKILL");
+    await exited;
+  };
+  return {
+    brokers: [`127.0.0.1:${port}`],
+    async start() {
+      const proc = spawn("java", java(["kafka.Kafka", config]), {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child = proc;
+      let output = "";
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`private Kafka did not start:\n${output}`)),
+          90_000,
+        );
+        const onData = (chunk: Buffer) => {
+          output += chunk;
+          if (output.includes("Kafka Server started")) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        proc.stdout?.on("data", onData);
+        proc.stderr?.on("data", onData);
+        proc.once("exit", (code) => {
+          clearTimeout(timer);
+          reject(new Error(`private Kafka exited with ${code}:\n${output}`));
+        });
+      });
+    },
+    kill,
+    async remove() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
