@@ -52,6 +52,28 @@ export async function provisionTopics(
         replicationFactor: options.replicationFactor,
       })),
     });
+    await awaitTopicsServing(admin, missing);
   }
   return { created: missing, existing: names.filter((name) => present.has(name)) };
+}
+
+/**
+ * `waitForLeaders` returns once the controller has elected leaders, but a busy broker can still
+ * answer "does not host this topic-partition" for a moment after that (its metadata cache lags
+ * the controller). Asking each new topic for its offsets until it answers closes that window,
+ * so the first produce or offset query after provisioning does not fail.
+ */
+async function awaitTopicsServing(admin: Admin, topics: string[], timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (const topic of topics) {
+    for (;;) {
+      try {
+        await admin.fetchTopicOffsets(topic);
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
 }

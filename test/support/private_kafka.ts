@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -71,18 +71,31 @@ export async function createPrivateKafka(): Promise<PrivateKafka> {
     ...args,
   ];
   mkdirSync(join(dir, "data"));
-  execFileSync(
-    "java",
-    java([
-      "kafka.tools.StorageTool",
-      "format",
-      "-t",
-      randomBytes(16).toString("base64url"),
-      "-c",
-      config,
-    ]),
-    { stdio: "ignore", timeout: 60_000 },
-  );
+  // Formatting once failed in CI with exit 1 and no visible reason (the output was thrown
+  // away): keep the output for the error, and try again, since nothing else has used the dir.
+  const clusterId = randomBytes(16).toString("base64url");
+  for (let attempt = 1; ; attempt++) {
+    const format = spawnSync(
+      "java",
+      java([
+        "kafka.tools.StorageTool",
+        "format",
+        "--ignore-formatted",
+        "-t",
+        clusterId,
+        "-c",
+        config,
+      ]),
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    if (format.status === 0) break;
+    if (attempt === 3) {
+      throw new Error(
+        `formatting the private broker's storage failed (exit ${format.status}, ${format.error?.message ?? "no spawn error"}):\n${format.stdout}${format.stderr}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
 
   let child: ChildProcess | undefined;
   const kill = async () => {
