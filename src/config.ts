@@ -1,3 +1,4 @@
+import { validateCronExpression } from "cron";
 import { z } from "zod";
 
 /**
@@ -56,6 +57,55 @@ const roleList = commaList
   .pipe(z.array(z.enum(ROLES)).min(1, "must name at least one role"))
   .transform((roles) => [...new Set(roles)]);
 
+/** The reconcile jobs (src/reconcile/jobs), named here because their schedules are config. */
+export const RECONCILE_JOBS = ["stock", "orders", "pending", "expiry", "outbox"] as const;
+export type ReconcileJobName = (typeof RECONCILE_JOBS)[number];
+type JobName = ReconcileJobName;
+const JOBS = RECONCILE_JOBS;
+
+/** Six-field cron (with seconds), as the `cron` package reads it. */
+const DEFAULT_SCHEDULE: Record<JobName, string> = {
+  stock: "*/30 * * * * *",
+  orders: "15 * * * * *",
+  pending: "45 * * * * *",
+  expiry: "*/30 * * * * *",
+  outbox: "0 */5 * * * *",
+};
+
+/**
+ * "stock=*\/10 * * * * *; outbox=off": per-job cron expressions separated by semicolons (cron
+ * uses spaces and commas itself); "off" disables a job; jobs not named keep their default.
+ */
+const schedule = z.string().transform((value, ctx) => {
+  const result: Record<JobName, string | null> = { ...DEFAULT_SCHEDULE };
+  for (const part of value
+    .split(";")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const match = /^([a-z]+)\s*=\s*(.+)$/.exec(part);
+    const job = match?.[1] as JobName | undefined;
+    const cronTime = match?.[2]?.trim() ?? "";
+    if (!job || !JOBS.includes(job)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${part}": expected <job>=<cron>, job one of ${JOBS.join(", ")}`,
+      });
+      return z.NEVER;
+    }
+    if (cronTime !== "off" && !validateCronExpression(cronTime).valid) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${cronTime}" is not a cron expression (job ${job})`,
+      });
+      return z.NEVER;
+    }
+    result[job] = cronTime === "off" ? null : cronTime;
+  }
+  return result;
+});
+
+const seconds = positiveInt.transform((s) => s * 1000);
+
 const EnvSchema = z
   .object({
     NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
@@ -90,6 +140,21 @@ const EnvSchema = z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
       .default("info"),
     SHUTDOWN_TIMEOUT_MS: positiveInt.max(300_000).default(25_000),
+    // The reconcilers (src/reconcile): when each job runs in the scheduler role, and in which mode.
+    RECONCILE_SCHEDULE: schedule.default(DEFAULT_SCHEDULE),
+    RECONCILE_MODE: z.enum(["apply", "dry-run"]).default("apply"),
+    RECONCILE_LOST_GRACE_SECONDS: seconds.default(60),
+    RECONCILE_CONFIRM_DELAY_MS: positiveInt.max(60_000).default(1_000),
+    RECONCILE_DRAIN_TIMEOUT_SECONDS: seconds.default(60),
+    RECONCILE_PENDING_GRACE_SECONDS: seconds.default(5),
+    RECONCILE_OUTBOX_STUCK_SECONDS: seconds.default(60),
+    RECONCILE_RETENTION_DAYS: positiveInt
+      .max(3650)
+      .transform((d) => d * 86_400_000)
+      .default(7),
+    // Where the stuck-PENDING job asks what happened to a payment (GET <url>/payments/<orderId>).
+    // Unset: it goes by the payment callbacks recorded in MySQL.
+    PAYMENT_PROVIDER_URL: url(["http:", "https:"]).optional(),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV !== "production") return;
@@ -130,6 +195,22 @@ export interface Config {
   idempotencyTtlSeconds: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   shutdownTimeoutMs: number;
+  reconcile: {
+    schedule: Record<JobName, string | null>;
+    mode: "APPLY" | "DRY_RUN";
+    settings: {
+      lostGraceMs: number;
+      confirmDelayMs: number;
+      drainSettleMs: number;
+      drainTimeoutMs: number;
+      pendingGraceMs: number;
+      outboxStuckMs: number;
+      retentionMs: number;
+      processingStaleMs: number;
+      liveSaleWindowMs: number;
+    };
+  };
+  paymentProviderUrl?: string;
 }
 
 /** Names every variable that failed, one per line, e.g. `PORT: must be ...`. */
@@ -178,5 +259,22 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    reconcile: {
+      schedule: e.RECONCILE_SCHEDULE as Record<JobName, string | null>,
+      mode: e.RECONCILE_MODE === "apply" ? "APPLY" : "DRY_RUN",
+      settings: {
+        lostGraceMs: e.RECONCILE_LOST_GRACE_SECONDS,
+        confirmDelayMs: e.RECONCILE_CONFIRM_DELAY_MS,
+        drainSettleMs: 2_000,
+        drainTimeoutMs: e.RECONCILE_DRAIN_TIMEOUT_SECONDS,
+        pendingGraceMs: e.RECONCILE_PENDING_GRACE_SECONDS,
+        outboxStuckMs: e.RECONCILE_OUTBOX_STUCK_SECONDS,
+        retentionMs: e.RECONCILE_RETENTION_DAYS,
+        // Past the order lock's TTL (10 s) with a wide margin.
+        processingStaleMs: 60_000,
+        liveSaleWindowMs: 2 * 86_400_000,
+      },
+    },
+    ...(e.PAYMENT_PROVIDER_URL ? { paymentProviderUrl: e.PAYMENT_PROVIDER_URL } : {}),
   };
 }

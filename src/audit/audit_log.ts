@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { asc, eq, gt } from "drizzle-orm";
+import { and, asc, eq, gt, gte, like, or, type SQL } from "drizzle-orm";
 import { canonicalJson } from "../canonical_json";
 import type { Db, Tx } from "../db/client";
 import { type AuditRow, auditHead, auditLog } from "../db/schema";
@@ -137,4 +137,41 @@ export async function verifyAuditChain(db: Db, pageSize = 1_000): Promise<ChainC
       return { ok: true, rows };
     }
   }
+}
+
+export interface AuditQuery {
+  /** Rows about this order (entity order or reservation `<sale>/<order>`) or correlated to it. */
+  orderId?: string;
+  entityType?: string;
+  entityId?: string;
+  actor?: string;
+  action?: string;
+  runId?: number;
+  since?: Date;
+  limit?: number;
+}
+
+/** Audit rows matching every filter given, oldest first. */
+export async function queryAudit(db: Db, q: AuditQuery): Promise<AuditRow[]> {
+  const filters: SQL[] = [];
+  if (q.orderId) {
+    const about = or(
+      and(eq(auditLog.entityType, "order"), eq(auditLog.entityId, q.orderId)),
+      like(auditLog.entityId, `%/${q.orderId}`),
+      like(auditLog.correlationId, `%${q.orderId}`),
+    );
+    if (about) filters.push(about);
+  }
+  if (q.entityType) filters.push(eq(auditLog.entityType, q.entityType));
+  if (q.entityId) filters.push(eq(auditLog.entityId, q.entityId));
+  if (q.actor) filters.push(like(auditLog.actor, `${q.actor}%`));
+  if (q.action) filters.push(eq(auditLog.action, q.action));
+  if (q.runId !== undefined) filters.push(eq(auditLog.runId, q.runId));
+  if (q.since) filters.push(gte(auditLog.at, q.since));
+  return db
+    .select()
+    .from(auditLog)
+    .where(and(...filters))
+    .orderBy(asc(auditLog.seq))
+    .limit(q.limit ?? 100);
 }

@@ -1,6 +1,7 @@
 import { asc, inArray, isNull, sql } from "drizzle-orm";
 import type { Message } from "kafkajs";
-import { outbox } from "../db/schema";
+import type { Tx } from "../db/client";
+import { type OutboxRow, outbox } from "../db/schema";
 import { ACKS_ALL } from "../kafka/client";
 import type { Component } from "../runtime/component";
 import type { Services } from "../services";
@@ -30,41 +31,50 @@ export async function relayOnce(services: Services, batchSize = 500): Promise<nu
       .orderBy(asc(outbox.id))
       .limit(batchSize)
       .for("update", { skipLocked: true });
-    if (rows.length === 0) return 0;
-    const byTopic = new Map<string, Message[]>();
-    for (const row of rows) {
-      const topic = `${services.config.namespace}.${row.topic}`;
-      const message: Message = {
-        key: row.messageKey,
-        value: JSON.stringify(row.payload),
-        headers: { "event-id": row.eventId, "event-type": row.eventType },
-      };
-      const list = byTopic.get(topic);
-      if (list) list.push(message);
-      else byTopic.set(topic, [message]);
-    }
-    const ids = rows.map((r) => r.id);
-    try {
-      await services.producer.sendBatch({
-        acks: ACKS_ALL,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
-    } catch (error) {
-      await tx
-        .update(outbox)
-        .set({
-          attempts: sql`${outbox.attempts} + 1`,
-          lastError: (error as Error).message.slice(0, 1000),
-        })
-        .where(inArray(outbox.id, ids));
-      throw error;
-    }
-    await tx
-      .update(outbox)
-      .set({ sentAt: new Date(), attempts: sql`${outbox.attempts} + 1`, lastError: null })
-      .where(inArray(outbox.id, ids));
+    await publishOutboxRows(services, tx, rows);
     return rows.length;
   });
+}
+
+/**
+ * Publishes outbox rows the caller has locked in `tx` (FOR UPDATE) and marks them sent in the
+ * same transaction. On a failed publish the rows get the error and an attempt counted, and the
+ * error is thrown (the caller's transaction still commits that bookkeeping only if it catches).
+ */
+export async function publishOutboxRows(services: Services, tx: Tx, rows: OutboxRow[]) {
+  if (rows.length === 0) return;
+  const byTopic = new Map<string, Message[]>();
+  for (const row of rows) {
+    const topic = `${services.config.namespace}.${row.topic}`;
+    const message: Message = {
+      key: row.messageKey,
+      value: JSON.stringify(row.payload),
+      headers: { "event-id": row.eventId, "event-type": row.eventType },
+    };
+    const list = byTopic.get(topic);
+    if (list) list.push(message);
+    else byTopic.set(topic, [message]);
+  }
+  const ids = rows.map((r) => r.id);
+  try {
+    await services.producer.sendBatch({
+      acks: ACKS_ALL,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+  } catch (error) {
+    await tx
+      .update(outbox)
+      .set({
+        attempts: sql`${outbox.attempts} + 1`,
+        lastError: (error as Error).message.slice(0, 1000),
+      })
+      .where(inArray(outbox.id, ids));
+    throw error;
+  }
+  await tx
+    .update(outbox)
+    .set({ sentAt: new Date(), attempts: sql`${outbox.attempts} + 1`, lastError: null })
+    .where(inArray(outbox.id, ids));
 }
 
 export function outboxRelay(services: Services, options: OutboxRelayOptions = {}): Component {

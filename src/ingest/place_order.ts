@@ -7,6 +7,7 @@ import {
   releaseReservation,
   reserveStock,
 } from "../sales/reservations";
+import { loadSale } from "../sales/sales";
 import type { Services } from "../services";
 import { hashIdempotencyKey, requestFingerprint, STALE_AFTER_MS, storeAnswer } from "./idempotency";
 
@@ -23,7 +24,7 @@ export interface PlaceOrderAnswer {
   orderId: string;
 }
 
-type Deps = Pick<Services, "redis" | "keys" | "publisher" | "topics" | "config">;
+type Deps = Pick<Services, "redis" | "keys" | "publisher" | "topics" | "config" | "database">;
 
 export const orderLocation = (orderId: string) => `/v1/orders/${orderId}`;
 
@@ -65,6 +66,15 @@ export async function placeOrder(
     case "replay":
       return { ...outcome, replayed: true };
     case "rejected":
+      if (
+        outcome.rejection.reason === "UNKNOWN_SALE" &&
+        (await loadSale(deps.database.db, request.saleId))
+      ) {
+        // Redis lost the sale's gate (a wipe) and the stock reconciler has not rebuilt it yet:
+        // the sale exists, so the buyer gets the same retryable answer as a closed gate. Only
+        // this rejection reads MySQL; an accepted order never does.
+        throw rejection({ reason: "SALE_PAUSED" });
+      }
       throw rejection(outcome.rejection);
   }
 

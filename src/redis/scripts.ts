@@ -16,6 +16,10 @@ const SCRIPTS = {
   releaseReservation: { file: "release_reservation.lua" },
   settleReservation: { file: "settle_reservation.lua", numberOfKeys: 2 },
   releaseOrderUnits: { file: "release_order_units.lua", numberOfKeys: 3 },
+  saleSnapshot: { file: "sale_snapshot.lua", numberOfKeys: 4 },
+  adjustStock: { file: "adjust_stock.lua", numberOfKeys: 1 },
+  setGate: { file: "set_gate.lua", numberOfKeys: 1 },
+  rebuildGate: { file: "rebuild_gate.lua", numberOfKeys: 4 },
 } as const;
 
 type Arg = string | number;
@@ -57,6 +61,24 @@ declare module "ioredis" {
       orderId: string,
       userId: string,
       ...items: Arg[]
+    ): Result<number, Context>;
+    /** [meta, stock, reservations, released], each flat as Redis returns it (sale_snapshot.lua). */
+    saleSnapshot(
+      meta: string,
+      stock: string,
+      reservations: string,
+      released: string,
+    ): Result<[string[], string[], string[], string[]], Context>;
+    /** The SKUs' counts after adding each delta (adjust_stock.lua). */
+    adjustStock(stock: string, ...skuDeltas: Arg[]): Result<number[], Context>;
+    /** The gate's previous state, null when the sale had no meta (set_gate.lua). */
+    setGate(meta: string, ...args: Arg[]): Result<string | null, Context>;
+    rebuildGate(
+      meta: string,
+      stock: string,
+      userUnits: string,
+      released: string,
+      ...args: Arg[]
     ): Result<number, Context>;
     /** numberOfKeys first: 4, or 5 with the idempotency record to delete. */
     releaseReservation(numberOfKeys: 4 | 5, ...keysThenOrderId: string[]): Result<number, Context>;

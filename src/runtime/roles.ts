@@ -4,6 +4,7 @@ import { outboxRelay } from "../consumers/outbox_relay";
 import { paymentCompletedConsumer } from "../consumers/payment_completed/consumer";
 import { stockReleaseConsumer } from "../consumers/stock_release/consumer";
 import { httpServer } from "../http/server";
+import { reconcileScheduler } from "../reconcile/scheduler";
 import type { Services } from "../services";
 import type { Component } from "./component";
 
@@ -12,9 +13,8 @@ import type { Component } from "./component";
  * one process; a deployment can split them across processes.
  *
  * consumers: order_created → orders, payment_completed → PAID (or flagged / refund request),
- * order_status_changed → stock given back to the gate. relay: the outbox relay.
- * scheduler has no components yet: the reconcile jobs come with the reconcilers issue; the role
- * is accepted now so deployments and scripts can name it.
+ * order_status_changed → stock given back to the gate. relay: the outbox relay. scheduler: the
+ * reconcile jobs on their cron schedules (each a singleton across instances).
  */
 export function componentsFor(
   roles: readonly Role[],
@@ -38,6 +38,7 @@ export function componentsFor(
         components.push(outboxRelay(services));
         break;
       case "scheduler":
+        components.push(reconcileScheduler(services));
         break;
     }
   }

@@ -57,7 +57,7 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
   const orderIds = inputs.map((i) => i.event.orderId);
   const [doneRows, existingOrders] = await Promise.all([
     tx
-      .select({ eventId: idempotencyLog.eventId })
+      .select({ eventId: idempotencyLog.eventId, status: idempotencyLog.status })
       .from(idempotencyLog)
       .where(
         and(
@@ -70,7 +70,11 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
       .from(orders)
       .where(inArray(orders.id, orderIds)),
   ]);
-  const done = new Set([...doneRows.map((r) => r.eventId)]);
+  // DONE rows, and FAILED ones (rejected, or a reservation the reconcilers released: its late
+  // message must not create the order). A PROCESSING row is a claim that never finished; it
+  // does not count, and is replaced below.
+  const done = new Set(doneRows.filter((r) => r.status !== "PROCESSING").map((r) => r.eventId));
+  const claimed = new Set(doneRows.filter((r) => r.status === "PROCESSING").map((r) => r.eventId));
   const existing = new Map(existingOrders.map((r) => [r.id, r.statusReason === "OVERSOLD"]));
 
   const todo: PersistInput[] = [];
@@ -208,6 +212,18 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
   if (orderRows.length > 0) await tx.insert(orders).values(orderRows);
   if (itemRows.length > 0) await tx.insert(orderItems).values(itemRows);
   if (historyRows.length > 0) await tx.insert(orderStatusHistory).values(historyRows);
+  const stale = todo.map((i) => i.event.eventId).filter((id) => claimed.has(id));
+  if (stale.length > 0) {
+    await tx
+      .delete(idempotencyLog)
+      .where(
+        and(
+          eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+          inArray(idempotencyLog.eventId, stale),
+          eq(idempotencyLog.status, "PROCESSING"),
+        ),
+      );
+  }
   if (logRows.length > 0) await tx.insert(idempotencyLog).values(logRows);
   for (const outcome of outcomes.values()) {
     if (outcome.result !== "CANCELLED") continue;

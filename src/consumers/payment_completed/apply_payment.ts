@@ -31,7 +31,15 @@ export class OrderNotYetPersisted extends Error {
 export async function applyPayment(
   tx: Tx,
   event: PaymentCompletedEvent,
-  context: { fence: number; payloadHash: string; topic: string; partition: number; offset: string },
+  context: {
+    fence: number;
+    payloadHash: string;
+    topic: string;
+    partition: number;
+    offset: string;
+    /** Who applies it (history and audit rows); the consumer unless a reconciler does. */
+    actor?: string;
+  },
 ): Promise<PaymentOutcome | undefined> {
   const eventId = paymentEventId(event.eventId);
   const [done] = await tx
@@ -63,7 +71,7 @@ export async function applyPayment(
     await transitionOrder(tx, {
       orderId: event.orderId,
       to: "PAID",
-      actor: `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
+      actor: context.actor ?? `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
       reason: "payment succeeded",
       eventId,
       fence: context.fence,
@@ -103,7 +111,7 @@ export async function applyPayment(
   });
   if (outcome !== "APPLIED" && outcome !== "FAILED_PAYMENT") {
     await appendAudit(tx, {
-      actor: `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
+      actor: context.actor ?? `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
       action: `PAYMENT_${outcome}`,
       entityType: "order",
       entityId: event.orderId,

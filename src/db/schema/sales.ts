@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { char, check, int, mysqlTable, varchar } from "drizzle-orm/mysql-core";
+import { char, check, index, int, mysqlTable, varchar } from "drizzle-orm/mysql-core";
 import { nowMs, timestampMs } from "../columns";
 
 /** A flash sale: when it runs, what a buyer may take, how long a reservation waits for payment. */
@@ -20,6 +20,8 @@ export const sales = mysqlTable(
     check("sales_window_ck", sql`${t.endsAt} > ${t.startsAt}`),
     check("sales_per_user_limit_ck", sql`${t.perUserLimit} > 0`),
     check("sales_payment_window_ck", sql`${t.paymentWindowSeconds} > 0`),
+    // The reconcilers' "live sales" scope (ended recently or not yet).
+    index("sales_ends_ix").on(t.endsAt),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX `sales_ends_ix` ON `sales` (`ends_at`);

@@ -1,0 +1,102 @@
+import { parseArgs } from "node:util";
+import { cell, EXIT, runCli, table, UsageError } from "../cli/support";
+import { paymentProviderFor } from "../payments/providers";
+import { JOB_NAMES, type JobName } from "./job";
+import { JOBS } from "./jobs";
+import { type RunReport, runJob } from "./runner";
+import { reconcileSettings } from "./settings";
+
+const USAGE = `bun run reconcile <job|all> [--dry-run|--apply] [--sale ID] [--incremental] [--json]
+
+jobs: ${Object.values(JOBS)
+  .map((j) => `\n  ${j.name.padEnd(8)} ${j.summary}`)
+  .join("")}
+  all      every job, in the order above
+
+--dry-run (default) reports what it finds and changes nothing; --apply repairs it.
+Exit codes: 0 nothing found (or all repaired), 1 findings in a dry run or repairs that failed,
+2 a run failed, 3 another instance was running the job, 64 usage error.`;
+
+await runCli(USAGE, async (services) => {
+  const { values, positionals } = (() => {
+    try {
+      return parseArgs({
+        allowPositionals: true,
+        options: {
+          "dry-run": { type: "boolean" },
+          apply: { type: "boolean" },
+          sale: { type: "string" },
+          incremental: { type: "boolean" },
+          json: { type: "boolean" },
+          help: { type: "boolean", short: "h" },
+        },
+      });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  })();
+  if (values.help) {
+    console.log(USAGE);
+    return EXIT.ok;
+  }
+  const [name, ...extra] = positionals;
+  if (!name) throw new UsageError("name a job");
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
+  if (name !== "all" && !JOB_NAMES.includes(name as JobName)) {
+    throw new UsageError(`unknown job "${name}"`);
+  }
+  if (values["dry-run"] && values.apply) throw new UsageError("--dry-run or --apply, not both");
+  const mode = values.apply ? "APPLY" : "DRY_RUN";
+
+  await services.connectKafka();
+  const provider = paymentProviderFor(services.config, services.database.db);
+  const settings = reconcileSettings(services.config);
+  const jobs = name === "all" ? Object.values(JOBS) : [JOBS[name as JobName]];
+  const reports: RunReport[] = [];
+  for (const job of jobs) {
+    reports.push(
+      await runJob(services, job, {
+        mode,
+        provider,
+        settings,
+        incremental: values.incremental ?? false,
+        waitForLockMs: 30_000,
+        ...(values.sale ? { saleId: values.sale } : {}),
+      }),
+    );
+  }
+
+  if (values.json) console.log(JSON.stringify(reports, null, 2));
+  else for (const report of reports) console.log(describe(report));
+  return exitCode(reports);
+});
+
+function describe(report: RunReport): string {
+  if (report.skipped) return `${report.job}: skipped, ${report.reason}\n`;
+  const counts = Object.entries(report.counts)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
+  const head = `${report.job} run #${report.runId} ${report.mode} ${report.status}${report.error ? `: ${report.error}` : ""}${counts ? `  (${counts})` : ""}`;
+  const abandoned = report.abandoned.length
+    ? `\nmarked ABANDONED: run ${report.abandoned.join(", ")}`
+    : "";
+  if (report.findings.length === 0) return `${head}${abandoned}\nno findings\n`;
+  const rows = report.findings.map((f) => [
+    f.kind,
+    `${f.entityType} ${f.entityId}`,
+    cell(f.expected, 50),
+    cell(f.actual, 50),
+    f.action,
+  ]);
+  return `${head}${abandoned}\n${table(["kind", "entity", "expected", "actual", "action"], rows)}\n`;
+}
+
+function exitCode(reports: RunReport[]): number {
+  if (reports.some((r) => !r.skipped && r.status === "FAILED")) return EXIT.failed;
+  if (reports.some((r) => r.skipped)) return EXIT.busy;
+  const unresolved = reports.some(
+    (r) =>
+      !r.skipped && r.findings.some((f) => (r.mode === "DRY_RUN" ? true : f.action === "FAILED")),
+  );
+  return unresolved ? EXIT.findings : EXIT.ok;
+}

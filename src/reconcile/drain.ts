@@ -1,0 +1,36 @@
+import { ORDER_CREATED_CONSUMER } from "../consumers/order_created/persist_orders";
+import { groupId } from "../kafka/topics";
+import type { Services } from "../services";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until the order_created consumer group has committed every message that was on the
+ * topic when this was called (its committed offsets reach the high watermarks taken now), so
+ * MySQL holds every order accepted before that moment. False when `timeoutMs` passes first
+ * (no consumer running, or one stuck).
+ */
+export async function awaitOrderCreatedDrained(
+  services: Services,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const topic = services.topics.orderCreated;
+  const group = groupId(services.config.namespace, ORDER_CREATED_CONSUMER);
+  const marks = await services.admin.fetchTopicOffsets(topic);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [committed] = await services.admin.fetchOffsets({ groupId: group, topics: [topic] });
+    const at = new Map(
+      (committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)] as const),
+    );
+    const behind = marks.filter((m) => {
+      const high = BigInt(m.high);
+      if (high <= BigInt(m.low)) return false; // nothing on the partition
+      return (at.get(m.partition) ?? -1n) < high;
+    });
+    if (behind.length === 0) return true;
+    if (Date.now() > deadline || signal?.aborted) return false;
+    await sleep(200);
+  }
+}

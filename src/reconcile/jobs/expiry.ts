@@ -1,0 +1,159 @@
+import { and, eq, inArray } from "drizzle-orm";
+import { appendAudit } from "../../audit/audit_log";
+import { ORDER_CREATED_CONSUMER } from "../../consumers/order_created/persist_orders";
+import { isDuplicateKey } from "../../db/errors";
+import { idempotencyLog, orders } from "../../db/schema";
+import { orderCreatedEventId } from "../../events/order_created";
+import { type Reservation, releaseReservation, settleReservation } from "../../sales/reservations";
+import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
+import { withOrderLock } from "../order_lock";
+import { liveSales } from "../scope";
+
+const MAX_PER_SALE = 10_000;
+
+/**
+ * expiry: reservations whose expiry has passed.
+ * - no order in MySQL: the reservation is released exactly once. Under the order's lock, one
+ *   transaction writes a FAILED row for its order_created event in the idempotency log (so a
+ *   message that turns up later cannot create the order after its units went back) and the
+ *   audit row; then the units go back (release_reservation.lua, a no-op the second time). A
+ *   crash between the two leaves the FAILED row: the next run finishes the release.
+ * - the order exists: its reservation was never settled (the consumer died after committing)
+ *   → settled; the order's own expiry is the pending job's.
+ * Paid orders never reach here: a paid order exists in MySQL.
+ */
+export const expiryJob: ReconcileJob = {
+  name: "expiry",
+  summary: "releases reservations past their expiry that never became orders",
+  async run(ctx) {
+    for (const saleId of await liveSales(ctx)) await sweepSale(ctx, saleId);
+  },
+};
+
+async function sweepSale(ctx: JobContext, saleId: string) {
+  const { redis, keys, database } = ctx.services;
+  const k = keys.sale(saleId);
+  const ids = await redis.zrangebyscore(k.expiries, "-inf", Date.now(), "LIMIT", 0, MAX_PER_SALE);
+  if (ids.length === 0) return;
+  ctx.count("expired", ids.length);
+  const raw = await redis.hmget(k.reservations, ...ids);
+  const [found, logs] = await Promise.all([
+    database.db.select({ id: orders.id }).from(orders).where(inArray(orders.id, ids)),
+    database.db
+      .select({ eventId: idempotencyLog.eventId, status: idempotencyLog.status })
+      .from(idempotencyLog)
+      .where(
+        and(
+          eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+          inArray(idempotencyLog.eventId, ids.map(orderCreatedEventId)),
+        ),
+      ),
+  ]);
+  const persisted = new Set(found.map((o) => o.id));
+  const logStatus = new Map(logs.map((l) => [l.eventId, l.status]));
+
+  for (const [i, orderId] of ids.entries()) {
+    checkStillHeld(ctx);
+    const json = raw[i];
+    if (!json) {
+      // An expiry entry whose reservation is gone (settled or released by an older version).
+      if (ctx.apply) await redis.zrem(k.expiries, orderId);
+      ctx.count("staleExpiryEntries");
+      continue;
+    }
+    const r = JSON.parse(json) as Reservation;
+    const entity = { entityType: "reservation" as const, entityId: `${saleId}/${orderId}` };
+    if (persisted.has(orderId)) {
+      if (!ctx.apply) {
+        await ctx.record({
+          ...entity,
+          kind: "reservation_unsettled",
+          action: "NONE",
+          detail: "expired reservation of an order MySQL has",
+        });
+        continue;
+      }
+      await withOrderLock(ctx, orderId, async () => {
+        await settleReservation(redis, keys, saleId, orderId);
+        await ctx.record({
+          ...entity,
+          kind: "reservation_unsettled",
+          action: "REPAIRED",
+          detail: "expired reservation of an order MySQL has: settled",
+        });
+      });
+      continue;
+    }
+    const status = logStatus.get(orderCreatedEventId(orderId));
+    if (status === "DONE" || status === "PROCESSING") {
+      // DONE without its order, or a claim in progress: the orders job's cases.
+      ctx.count("leftToOrdersJob");
+      continue;
+    }
+    const expiredFor = Math.round((Date.now() - r.expiresAt) / 1000);
+    const finding = {
+      ...entity,
+      kind: "reservation_expired",
+      expected: { reservation: null },
+      actual: {
+        reservation: {
+          userId: r.userId,
+          items: r.items,
+          expiresAt: new Date(r.expiresAt).toISOString(),
+        },
+      },
+      detail: `expired ${expiredFor} s ago and never became an order; units given back`,
+    };
+    if (!ctx.apply) {
+      await ctx.record({ ...finding, action: "NONE" });
+      continue;
+    }
+    const got = await withOrderLock(ctx, orderId, async () => {
+      let becameOrder = false;
+      if (status === undefined) {
+        try {
+          await database.db.transaction(async (tx) => {
+            await tx.insert(idempotencyLog).values({
+              consumer: ORDER_CREATED_CONSUMER,
+              eventId: orderCreatedEventId(orderId),
+              status: "FAILED",
+              payloadHash: "0".repeat(64),
+              attempts: 0,
+              orderId,
+              lastError: `reservation expired at ${new Date(r.expiresAt).toISOString()} before its order reached MySQL; released by ${ctx.actor}`,
+            });
+            await ctx.record({ ...finding, action: "REPAIRED" }, tx);
+            await appendAudit(tx, {
+              actor: ctx.actor,
+              action: "RESERVATION_RELEASED",
+              entityType: "reservation",
+              entityId: entity.entityId,
+              before: finding.actual,
+              after: { reservation: null, units: "returned to the gate" },
+              reason: finding.detail,
+              runId: ctx.runId,
+              correlationId: orderCreatedEventId(orderId),
+            });
+          });
+        } catch (error) {
+          if (!isDuplicateKey(error)) throw error;
+          becameOrder = true; // the consumer wrote its log row first: it owns this order now
+        }
+      } else {
+        // FAILED already: an earlier run (or the consumer) settled its fate; finish the release.
+        await ctx.record({
+          ...finding,
+          action: "REPAIRED",
+          detail: `${finding.detail} (finishing an earlier release)`,
+        });
+      }
+      if (!becameOrder) await releaseReservation(redis, keys, saleId, orderId);
+    });
+    if (!got)
+      await ctx.record({
+        ...finding,
+        action: "SKIPPED",
+        detail: "the order is locked (being processed); next run",
+      });
+  }
+}

@@ -1,0 +1,271 @@
+import { and, eq, inArray, isNull, lt, sql } from "drizzle-orm";
+import { appendAudit } from "../../audit/audit_log";
+import { ORDER_CREATED_CONSUMER } from "../../consumers/order_created/persist_orders";
+import { idempotencyLog, orders } from "../../db/schema";
+import { orderCreatedEventId } from "../../events/order_created";
+import {
+  findReservation,
+  type Reservation,
+  releaseReservation,
+  settleReservation,
+} from "../../sales/reservations";
+import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
+import { withOrderLock } from "../order_lock";
+import { replayOrderCreated } from "../replay";
+import { liveSales } from "../scope";
+
+/**
+ * orders: the order ↔ idempotency log ↔ reservation triangle.
+ * - a reservation older than lostGraceMs (not yet expired) with no order and no log row: its
+ *   order_created was lost → replayed (the consumer deduplicates if it was only late);
+ * - a reservation whose order exists: the consumer died before settling it → settled;
+ * - a reservation whose log row is FAILED (the consumer refused the message) → released;
+ * - a DONE log row without its order → reported (the log would refuse a replay);
+ * - a PROCESSING log row older than processingStaleMs → finished: DONE if the order exists,
+ *   else removed and the order replayed from its reservation, else FAILED.
+ */
+export const ordersJob: ReconcileJob = {
+  name: "orders",
+  summary: "lost order_created, unsettled reservations, log rows without orders",
+  async run(ctx) {
+    for (const saleId of await liveSales(ctx)) await checkReservations(ctx, saleId);
+    await reportDoneWithoutOrder(ctx);
+    await finishStuckProcessing(ctx);
+  },
+};
+
+async function checkReservations(ctx: JobContext, saleId: string) {
+  const { redis, keys, database } = ctx.services;
+  const k = keys.sale(saleId);
+  const now = Date.now();
+  const old = Object.values(await redis.hgetall(k.reservations))
+    .map((raw) => JSON.parse(raw) as Reservation)
+    .filter((r) => r.placedAt < now - ctx.settings.lostGraceMs && r.expiresAt > now);
+  ctx.count("reservationsChecked", old.length);
+  if (old.length === 0) return;
+  const ids = old.map((r) => r.orderId);
+  const [found, logs] = await Promise.all([
+    database.db.select({ id: orders.id }).from(orders).where(inArray(orders.id, ids)),
+    database.db
+      .select({ eventId: idempotencyLog.eventId, status: idempotencyLog.status })
+      .from(idempotencyLog)
+      .where(
+        and(
+          eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+          inArray(idempotencyLog.eventId, ids.map(orderCreatedEventId)),
+        ),
+      ),
+  ]);
+  const persisted = new Set(found.map((o) => o.id));
+  const logStatus = new Map(logs.map((l) => [l.eventId, l.status]));
+
+  for (const r of old) {
+    checkStillHeld(ctx);
+    const entity = { entityType: "reservation" as const, entityId: `${saleId}/${r.orderId}` };
+    const status = logStatus.get(orderCreatedEventId(r.orderId));
+    if (persisted.has(r.orderId)) {
+      await repairUnderLock(
+        ctx,
+        r.orderId,
+        {
+          ...entity,
+          kind: "reservation_unsettled",
+          detail: "the order is in MySQL; its reservation was never settled",
+        },
+        () => settleReservation(redis, keys, saleId, r.orderId),
+      );
+    } else if (status === undefined) {
+      await repairUnderLock(
+        ctx,
+        r.orderId,
+        {
+          ...entity,
+          kind: "order_created_lost",
+          detail: `no order and no log row ${Math.round((now - r.placedAt) / 1000)} s after the reservation; order_created replayed`,
+          expected: { order: r.orderId },
+          actual: { order: null },
+        },
+        () => replayOrderCreated(ctx.services, saleId, r),
+      );
+    } else if (status === "FAILED") {
+      await repairUnderLock(
+        ctx,
+        r.orderId,
+        {
+          ...entity,
+          kind: "reservation_orphaned",
+          detail: "the consumer refused its message (log row FAILED); units given back",
+        },
+        () => releaseReservation(redis, keys, saleId, r.orderId),
+      );
+    }
+    // DONE without an order: reportDoneWithoutOrder. PROCESSING: finishStuckProcessing.
+  }
+}
+
+interface RepairFinding {
+  kind: string;
+  entityType: "reservation" | "idempotency" | "order";
+  entityId: string;
+  detail: string;
+  expected?: unknown;
+  actual?: unknown;
+}
+
+/** Records the finding; in apply mode runs `repair` under the order's lock and audits it. */
+async function repairUnderLock(
+  ctx: JobContext,
+  orderId: string,
+  finding: RepairFinding,
+  repair: () => Promise<unknown>,
+) {
+  if (!ctx.apply) {
+    await ctx.record({ ...finding, action: "NONE" });
+    return;
+  }
+  const got = await withOrderLock(ctx, orderId, async () => {
+    await repair();
+    await ctx.services.database.db.transaction(async (tx) => {
+      await ctx.record({ ...finding, action: "REPAIRED" }, tx);
+      await appendAudit(tx, {
+        actor: ctx.actor,
+        action: finding.kind.toUpperCase(),
+        entityType: finding.entityType,
+        entityId: finding.entityId,
+        before: finding.actual ?? null,
+        after: finding.expected ?? null,
+        reason: finding.detail,
+        runId: ctx.runId,
+        correlationId: orderCreatedEventId(orderId),
+      });
+    });
+  });
+  if (!got) {
+    await ctx.record({
+      ...finding,
+      action: "SKIPPED",
+      detail: `${finding.detail}; the order is locked (being processed), next run`,
+    });
+  }
+}
+
+async function reportDoneWithoutOrder(ctx: JobContext) {
+  const rows = await ctx.services.database.db
+    .select({ eventId: idempotencyLog.eventId, orderId: idempotencyLog.orderId })
+    .from(idempotencyLog)
+    .leftJoin(orders, eq(orders.id, idempotencyLog.orderId))
+    .where(
+      and(
+        eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+        eq(idempotencyLog.status, "DONE"),
+        isNull(orders.id),
+      ),
+    )
+    .limit(1_000);
+  for (const row of rows) {
+    await ctx.record({
+      kind: "idempotency_done_without_order",
+      entityType: "idempotency",
+      entityId: row.eventId,
+      expected: { order: row.orderId },
+      actual: { order: null },
+      action: ctx.apply ? "SKIPPED" : "NONE",
+      detail:
+        "the log says the order was written, but it is not in MySQL; a replay would be refused as a duplicate, so a person must look (was the order deleted by hand?)",
+    });
+  }
+}
+
+async function finishStuckProcessing(ctx: JobContext) {
+  const { db } = ctx.services.database;
+  const stuck = await db
+    .select()
+    .from(idempotencyLog)
+    .where(
+      and(
+        eq(idempotencyLog.status, "PROCESSING"),
+        lt(idempotencyLog.updatedAt, new Date(Date.now() - ctx.settings.processingStaleMs)),
+      ),
+    )
+    .limit(500);
+  for (const row of stuck) {
+    checkStillHeld(ctx);
+    const entity = {
+      entityType: "idempotency" as const,
+      entityId: `${row.consumer}/${row.eventId}`,
+    };
+    if (row.consumer !== ORDER_CREATED_CONSUMER || !row.orderId) {
+      await ctx.record({
+        ...entity,
+        kind: "idempotency_processing_stuck",
+        action: ctx.apply ? "SKIPPED" : "NONE",
+        detail: `no reprocessing is defined for ${row.consumer}`,
+      });
+      continue;
+    }
+    const orderId = row.orderId;
+    const [order] = await db.select({ id: orders.id }).from(orders).where(eq(orders.id, orderId));
+    const saleId = order
+      ? undefined
+      : await ctx.services.redis.get(ctx.services.keys.orderLocator(orderId));
+    const reservation = saleId
+      ? await findReservation(ctx.services.redis, ctx.services.keys, saleId, orderId)
+      : undefined;
+    const outcome = order ? "DONE" : reservation ? "REPLAYED" : "FAILED";
+    const detail = {
+      DONE: "the order exists: the claim is marked DONE",
+      REPLAYED:
+        "no order yet: the claim is removed and order_created replayed from the reservation",
+      FAILED: "no order and no reservation: nothing to reprocess; marked FAILED",
+    }[outcome];
+    if (!ctx.apply) {
+      await ctx.record({ ...entity, kind: "idempotency_processing_stuck", action: "NONE", detail });
+      continue;
+    }
+    const got = await withOrderLock(ctx, orderId, async () => {
+      await db.transaction(async (tx) => {
+        const where = and(
+          eq(idempotencyLog.consumer, row.consumer),
+          eq(idempotencyLog.eventId, row.eventId),
+          eq(idempotencyLog.status, "PROCESSING"),
+        );
+        if (outcome === "REPLAYED") await tx.delete(idempotencyLog).where(where);
+        else
+          await tx
+            .update(idempotencyLog)
+            .set({
+              status: outcome,
+              attempts: sql`${idempotencyLog.attempts} + 1`,
+              lastError: outcome === "FAILED" ? detail : null,
+              updatedAt: new Date(),
+            })
+            .where(where);
+        await ctx.record(
+          { ...entity, kind: "idempotency_processing_stuck", action: "REPAIRED", detail },
+          tx,
+        );
+        await appendAudit(tx, {
+          actor: ctx.actor,
+          action: "IDEMPOTENCY_PROCESSING_FINISHED",
+          entityType: "idempotency",
+          entityId: entity.entityId,
+          before: { status: "PROCESSING", updatedAt: row.updatedAt.toISOString() },
+          after: { status: outcome === "REPLAYED" ? null : outcome },
+          reason: detail,
+          runId: ctx.runId,
+          correlationId: row.eventId,
+        });
+      });
+      if (outcome === "REPLAYED" && saleId && reservation) {
+        await replayOrderCreated(ctx.services, saleId, reservation);
+      }
+    });
+    if (!got)
+      await ctx.record({
+        ...entity,
+        kind: "idempotency_processing_stuck",
+        action: "SKIPPED",
+        detail: "the order is locked (being processed); next run",
+      });
+  }
+}

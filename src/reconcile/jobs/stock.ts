@@ -1,0 +1,227 @@
+import { appendAudit } from "../../audit/audit_log";
+import { awaitOrderCreatedDrained } from "../drain";
+import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
+import { salesInScope } from "../scope";
+import {
+  heldUnitsByUser,
+  loadSaleRules,
+  observeSales,
+  type SaleObservation,
+  type SkuBalance,
+} from "../stock_ledger";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * stock: per SKU, total = available (Redis) + reserved + held (MySQL) + pending release.
+ * - Drift in an open gate is acted on only when the second observation, confirmDelayMs later,
+ *   shows the same drift; the repair adds the difference to Redis atomically (adjust_stock.lua)
+ *   and never touches MySQL's totals or counters.
+ * - A gate Redis lost (wiped) or left closed is rebuilt: close it (buyers get a retryable
+ *   SALE_PAUSED), wait until order_created is drained, rebuild it from MySQL, open it.
+ * - MySQL's held counter disagreeing with its own orders is reported for a person.
+ */
+export const stockJob: ReconcileJob = {
+  name: "stock",
+  summary: "Redis gate vs MySQL ledger per SKU; rebuilds a wiped gate",
+  async run(ctx) {
+    for await (const page of salesInScope(ctx)) {
+      const first = await observeSales(ctx.services, page);
+      const drifting: SaleObservation[] = [];
+      for (const sale of first) {
+        ctx.count("sales");
+        ctx.count("skus", sale.skus.length);
+        if (sale.gate !== "open") {
+          checkStillHeld(ctx);
+          await rebuildGate(ctx, sale);
+          continue;
+        }
+        for (const sku of sale.skus) await reportCounterMismatch(ctx, sale.saleId, sku);
+        if (sale.skus.some((s) => s.drift !== 0)) drifting.push(sale);
+      }
+      if (drifting.length === 0) continue;
+
+      await sleep(ctx.settings.confirmDelayMs);
+      const second = new Map(
+        (
+          await observeSales(
+            ctx.services,
+            drifting.map((s) => s.saleId),
+          )
+        ).map((s) => [s.saleId, s]),
+      );
+      for (const sale of drifting) {
+        const again = second.get(sale.saleId);
+        const confirmed = sale.skus.filter((sku) => {
+          const now = again?.skus.find((s) => s.sku === sku.sku);
+          return sku.drift !== 0 && again?.gate === "open" && now?.drift === sku.drift;
+        });
+        ctx.count(
+          "unconfirmedDrift",
+          sale.skus.filter((s) => s.drift !== 0).length - confirmed.length,
+        );
+        if (confirmed.length > 0) {
+          checkStillHeld(ctx);
+          await correctDrift(ctx, sale.saleId, confirmed);
+        }
+      }
+    }
+  },
+};
+
+const balanceOf = (s: SkuBalance) => ({
+  total: s.total,
+  held: s.held,
+  reserved: s.reserved,
+  pendingRelease: s.pendingRelease,
+  available: s.expected,
+});
+
+async function correctDrift(ctx: JobContext, saleId: string, skus: SkuBalance[]) {
+  const k = ctx.services.keys.sale(saleId);
+  const after = ctx.apply
+    ? await ctx.services.redis.adjustStock(
+        k.stock,
+        skus.length,
+        ...skus.flatMap((s) => [s.sku, -s.drift]),
+      )
+    : [];
+  // The Redis change cannot share MySQL's transaction: the finding and its audit row commit
+  // together right after it (docs/operations.md says how to read such a row).
+  await ctx.services.database.db.transaction(async (tx) => {
+    for (const [i, s] of skus.entries()) {
+      const detail = `Redis offered ${Math.abs(s.drift)} unit(s) ${s.drift > 0 ? "more" : "fewer"} than the ledger allows`;
+      await ctx.record(
+        {
+          kind: "stock_drift",
+          entityType: "sku",
+          entityId: `${saleId}/${s.sku}`,
+          expected: balanceOf(s),
+          actual: { available: s.available, drift: s.drift },
+          action: ctx.apply ? "REPAIRED" : "NONE",
+          detail,
+        },
+        tx,
+      );
+      if (!ctx.apply) continue;
+      await appendAudit(tx, {
+        actor: ctx.actor,
+        action: "STOCK_CORRECTED",
+        entityType: "sku",
+        entityId: `${saleId}/${s.sku}`,
+        before: { available: s.available },
+        after: { available: after[i], delta: -s.drift },
+        reason: detail,
+        runId: ctx.runId,
+        correlationId: ctx.actor,
+      });
+    }
+  });
+}
+
+async function reportCounterMismatch(ctx: JobContext, saleId: string, s: SkuBalance) {
+  if (s.held === s.heldByOrders) return;
+  await ctx.record({
+    kind: "held_counter_mismatch",
+    entityType: "sku",
+    entityId: `${saleId}/${s.sku}`,
+    expected: { held: s.heldByOrders },
+    actual: { held: s.held },
+    action: ctx.apply ? "SKIPPED" : "NONE",
+    detail:
+      "MySQL's held counter differs from the units its orders hold; reconcilers never change MySQL's stock columns, a person must",
+  });
+}
+
+/**
+ * Redis lost the sale (meta or SKUs missing), or a rebuild stopped half-way (gate closed).
+ * Close → drain → rebuild from MySQL → open. If order_created does not drain in time the gate
+ * stays closed (buyers keep getting SALE_PAUSED) and the next run tries again: a closed gate
+ * never oversells, a gate opened on a ledger still missing orders could.
+ */
+async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
+  const kind = observed.gate === "missing" ? "gate_missing" : "gate_closed";
+  const entity = { kind, entityType: "sale" as const, entityId: observed.saleId };
+  if (!ctx.apply) {
+    await ctx.record({ ...entity, action: "NONE", actual: { gate: observed.gate } });
+    return;
+  }
+  const rules = await loadSaleRules(ctx.services, observed.saleId);
+  if (!rules) return;
+  const k = ctx.services.keys.sale(observed.saleId);
+  const { redis } = ctx.services;
+  await redis.setGate(
+    k.meta,
+    rules.startsAt.getTime(),
+    rules.endsAt.getTime(),
+    rules.perUserLimit,
+    rules.paymentWindowSeconds * 1000,
+    "closed",
+  );
+  await sleep(ctx.settings.drainSettleMs);
+  const drained = await awaitOrderCreatedDrained(
+    ctx.services,
+    ctx.settings.drainTimeoutMs,
+    ctx.signal,
+  );
+  if (!drained) {
+    await ctx.record({
+      ...entity,
+      action: "FAILED",
+      actual: { gate: observed.gate },
+      detail: `order_created did not drain within ${ctx.settings.drainTimeoutMs} ms; the gate stays closed until a run can finish the rebuild`,
+    });
+    return;
+  }
+  checkStillHeld(ctx);
+  const [sale] = await observeSales(ctx.services, [observed.saleId]);
+  if (!sale) return;
+  const users = await heldUnitsByUser(ctx.services, sale.saleId);
+  for (const [user, units] of sale.reservedByUser) users.set(user, (users.get(user) ?? 0) + units);
+  // Pending releases are completed here: their units count as available and their orders get
+  // the release marker, so the release events still on their way change nothing.
+  const stock = sale.skus.map((s) => [s.sku, Math.max(0, s.total - s.held - s.reserved)] as const);
+  await redis.rebuildGate(
+    k.meta,
+    k.stock,
+    k.userUnits,
+    k.released,
+    stock.length,
+    ...stock.flat(),
+    users.size,
+    ...[...users].flat(),
+    sale.releasedOrderIds.length,
+    ...sale.releasedOrderIds,
+  );
+  await ctx.services.database.db.transaction(async (tx) => {
+    const after = {
+      gate: "open",
+      stock: Object.fromEntries(stock),
+      users: users.size,
+      releaseMarkers: sale.releasedOrderIds.length,
+      reservationsKept: sale.reservations,
+    };
+    await ctx.record(
+      {
+        ...entity,
+        action: "REPAIRED",
+        expected: after,
+        actual: { gate: observed.gate },
+        detail: "gate closed, order_created drained, rebuilt from MySQL, reopened",
+      },
+      tx,
+    );
+    await appendAudit(tx, {
+      actor: ctx.actor,
+      action: "GATE_REBUILT",
+      entityType: "sale",
+      entityId: sale.saleId,
+      before: { gate: observed.gate },
+      after,
+      reason:
+        observed.gate === "missing" ? "Redis lost the sale's gate" : "the gate was left closed",
+      runId: ctx.runId,
+      correlationId: ctx.actor,
+    });
+  });
+}
