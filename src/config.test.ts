@@ -13,6 +13,36 @@ describe("loadConfig", () => {
     expect(config.namespace).toBe("fs");
   });
 
+  it("gives the reconcilers their documented defaults, in milliseconds", () => {
+    const { reconcile } = loadConfig({});
+    expect(reconcile.mode).toBe("APPLY");
+    expect(reconcile.schedule.stock).toBe("*/30 * * * * *");
+    expect(reconcile.settings).toMatchObject({
+      lostGraceMs: 60_000,
+      confirmDelayMs: 1_000,
+      drainTimeoutMs: 60_000,
+      pendingGraceMs: 5_000,
+      outboxStuckMs: 60_000,
+      retentionMs: 7 * 86_400_000,
+    });
+  });
+
+  it("reads RECONCILE_SCHEDULE per job, and names a bad cron expression", () => {
+    const { reconcile } = loadConfig({
+      RECONCILE_SCHEDULE: "stock=*/5 * * * * *; outbox=off",
+      RECONCILE_RETENTION_DAYS: "2",
+    });
+    expect(reconcile.schedule).toMatchObject({ stock: "*/5 * * * * *", outbox: null });
+    expect(reconcile.schedule.pending).toBe("45 * * * * *");
+    expect(reconcile.settings.retentionMs).toBe(2 * 86_400_000);
+    expect(() => loadConfig({ RECONCILE_SCHEDULE: "stock=every minute" })).toThrow(
+      /RECONCILE_SCHEDULE: "every minute" is not a cron expression/,
+    );
+    expect(() => loadConfig({ RECONCILE_SCHEDULE: "nightly=0 0 0 * * *" })).toThrow(
+      /RECONCILE_SCHEDULE: .*job one of stock/,
+    );
+  });
+
   it("parses lists and numbers, and treats empty strings as unset", () => {
     const config = loadConfig({
       PORT: "8080",

@@ -143,15 +143,17 @@ const EnvSchema = z
     // The reconcilers (src/reconcile): when each job runs in the scheduler role, and in which mode.
     RECONCILE_SCHEDULE: schedule.default(DEFAULT_SCHEDULE),
     RECONCILE_MODE: z.enum(["apply", "dry-run"]).default("apply"),
-    RECONCILE_LOST_GRACE_SECONDS: seconds.default(60),
+    // prefault (parsed like an input), not default (taken as the output, skipping * 1000).
+    RECONCILE_LOST_GRACE_SECONDS: seconds.prefault(60),
     RECONCILE_CONFIRM_DELAY_MS: positiveInt.max(60_000).default(1_000),
-    RECONCILE_DRAIN_TIMEOUT_SECONDS: seconds.default(60),
-    RECONCILE_PENDING_GRACE_SECONDS: seconds.default(5),
-    RECONCILE_OUTBOX_STUCK_SECONDS: seconds.default(60),
+    RECONCILE_DRAIN_TIMEOUT_SECONDS: seconds.prefault(60),
+    RECONCILE_PENDING_GRACE_SECONDS: seconds.prefault(5),
+    RECONCILE_OUTBOX_STUCK_SECONDS: seconds.prefault(60),
     RECONCILE_RETENTION_DAYS: positiveInt
       .max(3650)
       .transform((d) => d * 86_400_000)
-      .default(7),
+      // prefault, not default: a default skips the transform (zod 4), so it would be 7 ms.
+      .prefault(7),
     // Where the stuck-PENDING job asks what happened to a payment (GET <url>/payments/<orderId>).
     // Unset: it goes by the payment callbacks recorded in MySQL.
     PAYMENT_PROVIDER_URL: url(["http:", "https:"]).optional(),

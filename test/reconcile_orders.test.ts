@@ -1,0 +1,385 @@
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { orderCreatedConsumer } from "../src/consumers/order_created/consumer";
+import { relayOnce } from "../src/consumers/outbox_relay";
+import { stockReleaseConsumer } from "../src/consumers/stock_release/consumer";
+import {
+  auditLog,
+  idempotencyLog,
+  orderStatusHistory,
+  orders,
+  outbox,
+  payments,
+} from "../src/db/schema";
+import { orderCreatedEventId } from "../src/events/order_created";
+import { createApp } from "../src/http/app";
+import { PaymentSimulator } from "../src/payments/simulator";
+import { awaitOrderCreatedDrained } from "../src/reconcile/drain";
+import { expiryJob } from "../src/reconcile/jobs/expiry";
+import { ordersJob } from "../src/reconcile/jobs/orders";
+import { outboxJob } from "../src/reconcile/jobs/outbox";
+import { pendingJob } from "../src/reconcile/jobs/pending";
+import { stockJob } from "../src/reconcile/jobs/stock";
+import { replayOrderCreated } from "../src/reconcile/replay";
+import type { Component } from "../src/runtime/component";
+import { createTestContext, eventually, type TestContext } from "./support/context";
+import { reconcile, reserveWithoutPublishing, summary } from "./support/reconcile";
+import { openSale, orderRequest, readMessages, saleSnapshot } from "./support/sales";
+
+let ctx: TestContext;
+let app: ReturnType<typeof createApp>;
+const running: Component[] = [];
+beforeAll(async () => {
+  ctx = await createTestContext(import.meta.url, { kafka: true });
+  app = createApp(ctx.services);
+  for (const component of [
+    orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 }),
+    stockReleaseConsumer(ctx.services),
+  ]) {
+    await component.start();
+    running.push(component);
+  }
+}, 60_000);
+afterAll(async () => {
+  for (const component of running.reverse()) await component.stop().catch(() => {});
+  await ctx?.cleanup();
+});
+
+const db = () => ctx.services.database.db;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const orderRow = async (id: string) =>
+  (await db().select().from(orders).where(eq(orders.id, id)))[0];
+const order = async (id: string) => {
+  const row = await orderRow(id);
+  if (!row) throw new Error(`no order ${id}`);
+  return row;
+};
+const auditOf = (entityId: string) =>
+  db().select().from(auditLog).where(eq(auditLog.entityId, entityId));
+const logRow = async (orderId: string) =>
+  (
+    await db()
+      .select()
+      .from(idempotencyLog)
+      .where(
+        and(
+          eq(idempotencyLog.consumer, "order_created"),
+          eq(idempotencyLog.eventId, orderCreatedEventId(orderId)),
+        ),
+      )
+  )[0];
+
+async function placed(saleId: string, userId: string, quantity = 1, sku = "A") {
+  const response = await orderRequest(app, { userId, saleId, items: [{ sku, quantity }] });
+  expect(response.status).toBe(202);
+  const { orderId } = (await response.json()) as { orderId: string };
+  await eventually(async () => ((await orderRow(orderId)) ? true : undefined), {
+    what: `order ${orderId} in MySQL`,
+  });
+  return orderId;
+}
+
+describe("orders job: order ↔ idempotency log ↔ reservation", () => {
+  it("replays a lost order_created from its reservation, once, and audits it", async () => {
+    const sale = await openSale(app, ctx.services, {
+      skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
+    });
+    const lost = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-lost", [
+      { sku: "A", quantity: 2 },
+    ]);
+    const entity = `${sale.saleId}/${lost.orderId}`;
+
+    const dry = await reconcile(ctx.services, ordersJob, "DRY_RUN", {
+      saleId: sale.saleId,
+      settings: { lostGraceMs: 0 },
+    });
+    expect(summary(dry)).toEqual([`order_created_lost NONE ${entity}`]);
+    expect(await orderRow(lost.orderId)).toBeUndefined();
+
+    const applied = await reconcile(ctx.services, ordersJob, "APPLY", {
+      saleId: sale.saleId,
+      settings: { lostGraceMs: 0 },
+    });
+    expect(summary(applied)).toEqual([`order_created_lost REPAIRED ${entity}`]);
+    const order = await eventually(async () => orderRow(lost.orderId), {
+      what: "the replayed order",
+    });
+    expect(order).toMatchObject({ status: "PENDING", userId: "u-lost", totalCents: 600 });
+    expect((await logRow(lost.orderId))?.status).toBe("DONE");
+    await eventually(async () =>
+      (await saleSnapshot(ctx.services, sale.saleId)).reservations[lost.orderId] ? undefined : true,
+    );
+    expect((await auditOf(entity)).map((a) => [a.action, a.actor])).toEqual([
+      ["ORDER_CREATED_LOST", `reconcile:orders#${applied.runId}`],
+    ]);
+
+    // Replaying again (the lost message turning up after all) creates nothing more.
+    const again = await reconcile(ctx.services, ordersJob, "APPLY", {
+      saleId: sale.saleId,
+      settings: { lostGraceMs: 0 },
+    });
+    expect(summary(again)).toEqual([]);
+    expect(await db().select().from(orders).where(eq(orders.saleId, sale.saleId))).toHaveLength(1);
+    expect(
+      summary(await reconcile(ctx.services, stockJob, "DRY_RUN", { saleId: sale.saleId })),
+    ).toEqual([]);
+  }, 60_000);
+
+  it("finishes a PROCESSING claim stuck past the lock TTL by replaying the order", async () => {
+    const sale = await openSale(app, ctx.services, {
+      skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
+    });
+    const r = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-claim", [
+      { sku: "A", quantity: 1 },
+    ]);
+    const eventId = orderCreatedEventId(r.orderId);
+    await db()
+      .insert(idempotencyLog)
+      .values({
+        consumer: "order_created",
+        eventId,
+        status: "PROCESSING",
+        payloadHash: "0".repeat(64),
+        orderId: r.orderId,
+        updatedAt: new Date(Date.now() - 10 * 60_000),
+      });
+
+    const dry = await reconcile(ctx.services, ordersJob, "DRY_RUN", { saleId: sale.saleId });
+    expect(summary(dry)).toEqual([`idempotency_processing_stuck NONE order_created/${eventId}`]);
+    const applied = await reconcile(ctx.services, ordersJob, "APPLY", { saleId: sale.saleId });
+    expect(summary(applied)).toEqual([
+      `idempotency_processing_stuck REPAIRED order_created/${eventId}`,
+    ]);
+
+    const order = await eventually(async () => orderRow(r.orderId), {
+      what: "the reprocessed order",
+    });
+    expect(order.status).toBe("PENDING");
+    expect((await logRow(r.orderId))?.status).toBe("DONE");
+    expect((await auditOf(`order_created/${eventId}`)).map((a) => a.action)).toEqual([
+      "IDEMPOTENCY_PROCESSING_FINISHED",
+    ]);
+    expect(
+      summary(await reconcile(ctx.services, ordersJob, "APPLY", { saleId: sale.saleId })),
+    ).toEqual([]);
+  }, 60_000);
+
+  it("reports a DONE log row whose order is missing, and touches nothing", async () => {
+    const sale = await openSale(app, ctx.services, {
+      skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
+    });
+    const orderId = "0190aaaa-0000-7000-8000-000000000001";
+    await db()
+      .insert(idempotencyLog)
+      .values({
+        consumer: "order_created",
+        eventId: orderCreatedEventId(orderId),
+        status: "DONE",
+        payloadHash: "0".repeat(64),
+        orderId,
+      });
+    const report = await reconcile(ctx.services, ordersJob, "APPLY", { saleId: sale.saleId });
+    expect(summary(report)).toEqual([
+      `idempotency_done_without_order SKIPPED ${orderCreatedEventId(orderId)}`,
+    ]);
+    expect((await logRow(orderId))?.status).toBe("DONE");
+    await db()
+      .delete(idempotencyLog)
+      .where(eq(idempotencyLog.eventId, orderCreatedEventId(orderId)));
+  });
+});
+
+describe("expiry job", () => {
+  it("releases an expired reservation that never became an order, exactly once", async () => {
+    const sale = await openSale(app, ctx.services, {
+      paymentWindowSeconds: 1,
+      skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
+    });
+    const r = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-late", [
+      { sku: "A", quantity: 2 },
+    ]);
+    const reservation = JSON.parse(
+      (await saleSnapshot(ctx.services, sale.saleId)).reservations[r.orderId] as string,
+    );
+    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "3" });
+    await sleep(Math.max(0, r.expiresAt - Date.now()) + 50);
+    const entity = `${sale.saleId}/${r.orderId}`;
+
+    const dry = await reconcile(ctx.services, expiryJob, "DRY_RUN", { saleId: sale.saleId });
+    expect(summary(dry)).toEqual([`reservation_expired NONE ${entity}`]);
+    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "3" });
+
+    const applied = await reconcile(ctx.services, expiryJob, "APPLY", { saleId: sale.saleId });
+    expect(summary(applied)).toEqual([`reservation_expired REPAIRED ${entity}`]);
+    const after = await saleSnapshot(ctx.services, sale.saleId);
+    expect(after.stock).toEqual({ A: "5" });
+    expect(after.userUnits).toEqual({});
+    expect(after.reservations).toEqual({});
+    expect((await logRow(r.orderId))?.status).toBe("FAILED");
+    expect((await auditOf(entity)).map((a) => a.action)).toEqual(["RESERVATION_RELEASED"]);
+
+    // Its message turning up now must not create the order (its units are back on sale).
+    await replayOrderCreated(ctx.services, sale.saleId, reservation);
+    expect(await awaitOrderCreatedDrained(ctx.services, 20_000)).toBe(true);
+    expect(await orderRow(r.orderId)).toBeUndefined();
+    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "5" });
+
+    expect(
+      summary(await reconcile(ctx.services, expiryJob, "APPLY", { saleId: sale.saleId })),
+    ).toEqual([]);
+    expect(
+      summary(await reconcile(ctx.services, stockJob, "DRY_RUN", { saleId: sale.saleId })),
+    ).toEqual([]);
+  }, 60_000);
+});
+
+describe("pending job", () => {
+  it("settles PENDING orders past their window: PAID when the provider was paid, else EXPIRED", async () => {
+    const sale = await openSale(app, ctx.services, {
+      paymentWindowSeconds: 1,
+      perUserLimit: 5,
+      skus: [{ sku: "A", totalStock: 5, priceCents: 250 }],
+    });
+    const paidId = await placed(sale.saleId, "u-paid", 1);
+    const unpaidId = await placed(sale.saleId, "u-unpaid", 2);
+    // The provider charged one order but its callback never reached us.
+    const provider = new PaymentSimulator(
+      async () => new Response(null, { status: 500 }),
+      "unused-secret-123",
+    );
+    provider.charge(paidId, 250, "EUR");
+    const payBy = Math.max(
+      (await order(paidId)).payBy.getTime(),
+      (await order(unpaidId)).payBy.getTime(),
+    );
+    await sleep(Math.max(0, payBy - Date.now()) + 50);
+
+    const dry = await reconcile(ctx.services, pendingJob, "DRY_RUN", {
+      saleId: sale.saleId,
+      provider,
+    });
+    expect(summary(dry)).toEqual(
+      [`pending_expired NONE ${unpaidId}`, `pending_paid NONE ${paidId}`].sort(),
+    );
+    expect((await order(paidId)).status).toBe("PENDING");
+
+    const applied = await reconcile(ctx.services, pendingJob, "APPLY", {
+      saleId: sale.saleId,
+      provider,
+    });
+    expect(summary(applied)).toEqual(
+      [`pending_expired REPAIRED ${unpaidId}`, `pending_paid REPAIRED ${paidId}`].sort(),
+    );
+    expect((await order(paidId)).status).toBe("PAID");
+    expect(await order(unpaidId)).toMatchObject({
+      status: "EXPIRED",
+      statusReason: "PAYMENT_TIMEOUT",
+    });
+    expect(await db().select().from(payments).where(eq(payments.orderId, paidId))).toMatchObject([
+      { outcome: "APPLIED", amountCents: 250 },
+    ]);
+    const history = await db()
+      .select()
+      .from(orderStatusHistory)
+      .where(eq(orderStatusHistory.orderId, unpaidId));
+    expect(history.map((h) => [h.toStatus, h.actor])).toEqual([
+      ["PENDING", "consumer:order_created"],
+      ["EXPIRED", `reconcile:pending#${applied.runId}`],
+    ]);
+    expect((await auditOf(paidId)).map((a) => a.action)).toEqual(["ORDER_PAID"]);
+    expect((await auditOf(unpaidId)).map((a) => a.action)).toEqual(["ORDER_EXPIRED"]);
+
+    // The expired order's 2 units go back through the outbox and the stock-release consumer.
+    expect(await relayOnce(ctx.services)).toBeGreaterThan(0);
+    await eventually(
+      async () =>
+        (await saleSnapshot(ctx.services, sale.saleId)).stock.A === "4" ? true : undefined,
+      { what: "the expired order's units back in the gate" },
+    );
+    expect(
+      summary(
+        await reconcile(ctx.services, pendingJob, "APPLY", { saleId: sale.saleId, provider }),
+      ),
+    ).toEqual([]);
+    expect(
+      summary(await reconcile(ctx.services, stockJob, "DRY_RUN", { saleId: sale.saleId })),
+    ).toEqual([]);
+  }, 60_000);
+});
+
+describe("outbox job", () => {
+  it("republishes a stuck row once, and purges old sent rows and DONE log rows only", async () => {
+    const old = new Date(Date.now() - 30 * 86_400_000);
+    const eventId = `stuck-${Date.now()}`;
+    await db()
+      .insert(outbox)
+      .values([
+        {
+          eventId,
+          topic: "order_status_changed",
+          messageKey: "order-x",
+          eventType: "ORDER_CANCELLED",
+          payload: { type: "order_status_changed", orderId: "order-x", release: [] },
+          createdAt: new Date(Date.now() - 10 * 60_000),
+          lastError: "broker down",
+          attempts: 3,
+        },
+        {
+          eventId: `${eventId}-sent`,
+          topic: "order_status_changed",
+          messageKey: "order-y",
+          eventType: "ORDER_PAID",
+          payload: {},
+          createdAt: old,
+          sentAt: old,
+        },
+      ]);
+    await db()
+      .insert(idempotencyLog)
+      .values([
+        {
+          consumer: "payment_completed",
+          eventId: `${eventId}-done`,
+          status: "DONE",
+          payloadHash: "0".repeat(64),
+          updatedAt: old,
+        },
+        {
+          consumer: "order_created",
+          eventId: `${eventId}-failed`,
+          status: "FAILED",
+          payloadHash: "0".repeat(64),
+          updatedAt: old,
+        },
+      ]);
+
+    const dry = await reconcile(ctx.services, outboxJob, "DRY_RUN");
+    expect(summary(dry)).toEqual([`outbox_stuck NONE ${eventId}`]);
+    expect(dry.counts).toMatchObject({ outboxPurgeable: 1, idempotencyPurgeable: 1 });
+
+    const applied = await reconcile(ctx.services, outboxJob, "APPLY");
+    expect(summary(applied)).toEqual([`outbox_stuck REPAIRED ${eventId}`]);
+    expect(applied.counts).toMatchObject({ outboxPurged: 1, idempotencyPurged: 1 });
+    const [row] = await db().select().from(outbox).where(eq(outbox.eventId, eventId));
+    expect(row?.sentAt).toBeInstanceOf(Date);
+    const messages = await readMessages(ctx.services, ctx.services.topics.orderStatusChanged, 1);
+    expect(messages.filter((m) => m.headers["event-id"] === eventId)).toHaveLength(1);
+    expect(
+      await db()
+        .select()
+        .from(outbox)
+        .where(eq(outbox.eventId, `${eventId}-sent`)),
+    ).toEqual([]);
+    expect(
+      await db()
+        .select()
+        .from(idempotencyLog)
+        .where(eq(idempotencyLog.eventId, `${eventId}-failed`)),
+    ).toHaveLength(1);
+    expect((await auditOf(eventId)).map((a) => a.action)).toEqual(["OUTBOX_REPUBLISHED"]);
+
+    const again = await reconcile(ctx.services, outboxJob, "APPLY");
+    expect(summary(again)).toEqual([]);
+    expect(again.counts).toMatchObject({ outboxPurged: 0, idempotencyPurged: 0 });
+  }, 60_000);
+});
