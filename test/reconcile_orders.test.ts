@@ -24,7 +24,7 @@ import { replayOrderCreated } from "../src/reconcile/replay";
 import type { Component } from "../src/runtime/component";
 import { createTestContext, eventually, type TestContext } from "./support/context";
 import { reconcile, reserveWithoutPublishing, summary } from "./support/reconcile";
-import { openSale, orderRequest, readMessages, saleSnapshot } from "./support/sales";
+import { messageCount, openSale, orderRequest, readMessages, saleSnapshot } from "./support/sales";
 
 let ctx: TestContext;
 let app: ReturnType<typeof createApp>;
@@ -362,7 +362,12 @@ describe("outbox job", () => {
     expect(applied.counts).toMatchObject({ outboxPurged: 1, idempotencyPurged: 1 });
     const [row] = await db().select().from(outbox).where(eq(outbox.eventId, eventId));
     expect(row?.sentAt).toBeInstanceOf(Date);
-    const messages = await readMessages(ctx.services, ctx.services.topics.orderStatusChanged, 1);
+    const topic = ctx.services.topics.orderStatusChanged;
+    const messages = await readMessages(
+      ctx.services,
+      topic,
+      await messageCount(ctx.services, topic),
+    );
     expect(messages.filter((m) => m.headers["event-id"] === eventId)).toHaveLength(1);
     expect(
       await db()
