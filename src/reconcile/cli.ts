@@ -14,7 +14,8 @@ jobs: ${Object.values(JOBS)
   all      every job, in the order above
 
 --dry-run (default) reports what it finds and changes nothing; --apply repairs it.
-Exit codes: 0 nothing found (or all repaired), 1 findings in a dry run or repairs that failed,
+Exit codes: 0 nothing found (or everything repaired), 1 findings in a dry run, or findings
+that --apply could not repair (FAILED, or SKIPPED: a person must look),
 2 a run failed, 3 another instance was running the job, 64 usage error.`;
 
 await runCli(USAGE, async (services) => {
@@ -96,7 +97,7 @@ function exitCode(reports: RunReport[]): number {
   if (reports.some((r) => r.skipped)) return EXIT.busy;
   const unresolved = reports.some(
     (r) =>
-      !r.skipped && r.findings.some((f) => (r.mode === "DRY_RUN" ? true : f.action === "FAILED")),
+      !r.skipped && r.findings.some((f) => (r.mode === "DRY_RUN" ? true : f.action !== "REPAIRED")),
   );
   return unresolved ? EXIT.findings : EXIT.ok;
 }

@@ -30,7 +30,8 @@ export type PersistOutcome =
   /**
    * Processed before (idempotency log or the order row says so): nothing written. `oversold`
    * tells the caller how to finish a Redis side effect a crash may have cut off: an order
-   * stored OVERSOLD gets its reservation released, any other its reservation settled.
+   * stored OVERSOLD, or an event logged FAILED without an order, gets its reservation
+   * released; any other its reservation settled.
    */
   | { orderId: string; saleId: string; result: "ALREADY_DONE"; oversold: boolean }
   /** Cannot become an order (unknown sale or SKU): logged FAILED, for the dead-letter topic. */
@@ -75,6 +76,7 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
   // does not count, and is replaced below.
   const done = new Set(doneRows.filter((r) => r.status !== "PROCESSING").map((r) => r.eventId));
   const claimed = new Set(doneRows.filter((r) => r.status === "PROCESSING").map((r) => r.eventId));
+  const failed = new Set(doneRows.filter((r) => r.status === "FAILED").map((r) => r.eventId));
   const existing = new Map(existingOrders.map((r) => [r.id, r.statusReason === "OVERSOLD"]));
 
   const todo: PersistInput[] = [];
@@ -87,7 +89,9 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
         orderId,
         saleId,
         result: "ALREADY_DONE",
-        oversold: existing.get(orderId) ?? false,
+        // No order but a FAILED row (refused, or its reservation released by the expiry job):
+        // its units go back too, never settled into an order that does not exist.
+        oversold: existing.get(orderId) ?? failed.has(eventId),
       });
       continue;
     }

@@ -38,7 +38,10 @@ async function sweepSale(ctx: JobContext, saleId: string) {
   ctx.count("expired", ids.length);
   const raw = await redis.hmget(k.reservations, ...ids);
   const [found, logs] = await Promise.all([
-    database.db.select({ id: orders.id }).from(orders).where(inArray(orders.id, ids)),
+    database.db
+      .select({ id: orders.id, reason: orders.statusReason })
+      .from(orders)
+      .where(inArray(orders.id, ids)),
     database.db
       .select({ eventId: idempotencyLog.eventId, status: idempotencyLog.status })
       .from(idempotencyLog)
@@ -50,6 +53,8 @@ async function sweepSale(ctx: JobContext, saleId: string) {
       ),
   ]);
   const persisted = new Set(found.map((o) => o.id));
+  // An OVERSOLD order never held its units in MySQL: its reservation is released, not settled.
+  const oversold = new Set(found.filter((o) => o.reason === "OVERSOLD").map((o) => o.id));
   const logStatus = new Map(logs.map((l) => [l.eventId, l.status]));
 
   for (const [i, orderId] of ids.entries()) {
@@ -73,15 +78,42 @@ async function sweepSale(ctx: JobContext, saleId: string) {
         });
         continue;
       }
-      await withOrderLock(ctx, orderId, async () => {
-        await settleReservation(redis, keys, saleId, orderId);
+      const released = oversold.has(orderId);
+      const detail = released
+        ? "expired reservation of an order stored OVERSOLD: units given back"
+        : "expired reservation of an order MySQL has: settled";
+      const got = await withOrderLock(ctx, orderId, async () => {
+        if (released) await releaseReservation(redis, keys, saleId, orderId);
+        else await settleReservation(redis, keys, saleId, orderId);
+        await database.db.transaction(async (tx) => {
+          await ctx.record(
+            { ...entity, kind: "reservation_unsettled", action: "REPAIRED", detail },
+            tx,
+          );
+          await appendAudit(tx, {
+            actor: ctx.actor,
+            action: "RESERVATION_UNSETTLED",
+            entityType: "reservation",
+            entityId: entity.entityId,
+            before: { reservation: "present" },
+            after: {
+              reservation: null,
+              units: released ? "returned to the gate" : "kept by the order",
+            },
+            reason: detail,
+            runId: ctx.runId,
+            correlationId: orderCreatedEventId(orderId),
+          });
+        });
+      });
+      if (!got) {
         await ctx.record({
           ...entity,
           kind: "reservation_unsettled",
-          action: "REPAIRED",
-          detail: "expired reservation of an order MySQL has: settled",
+          action: "SKIPPED",
+          detail: `${detail}; the order is locked (being processed), next run`,
         });
-      });
+      }
       continue;
     }
     const status = logStatus.get(orderCreatedEventId(orderId));
@@ -141,10 +173,20 @@ async function sweepSale(ctx: JobContext, saleId: string) {
         }
       } else {
         // FAILED already: an earlier run (or the consumer) settled its fate; finish the release.
-        await ctx.record({
-          ...finding,
-          action: "REPAIRED",
-          detail: `${finding.detail} (finishing an earlier release)`,
+        await database.db.transaction(async (tx) => {
+          const detail = `${finding.detail} (finishing an earlier release)`;
+          await ctx.record({ ...finding, action: "REPAIRED", detail }, tx);
+          await appendAudit(tx, {
+            actor: ctx.actor,
+            action: "RESERVATION_RELEASED",
+            entityType: "reservation",
+            entityId: entity.entityId,
+            before: finding.actual,
+            after: { reservation: null, units: "returned to the gate" },
+            reason: detail,
+            runId: ctx.runId,
+            correlationId: orderCreatedEventId(orderId),
+          });
         });
       }
       if (!becameOrder) await releaseReservation(redis, keys, saleId, orderId);

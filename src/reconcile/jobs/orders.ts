@@ -45,7 +45,10 @@ async function checkReservations(ctx: JobContext, saleId: string) {
   if (old.length === 0) return;
   const ids = old.map((r) => r.orderId);
   const [found, logs] = await Promise.all([
-    database.db.select({ id: orders.id }).from(orders).where(inArray(orders.id, ids)),
+    database.db
+      .select({ id: orders.id, reason: orders.statusReason })
+      .from(orders)
+      .where(inArray(orders.id, ids)),
     database.db
       .select({ eventId: idempotencyLog.eventId, status: idempotencyLog.status })
       .from(idempotencyLog)
@@ -57,6 +60,8 @@ async function checkReservations(ctx: JobContext, saleId: string) {
       ),
   ]);
   const persisted = new Set(found.map((o) => o.id));
+  // An OVERSOLD order never held its units in MySQL: its reservation is released, not settled.
+  const oversold = new Set(found.filter((o) => o.reason === "OVERSOLD").map((o) => o.id));
   const logStatus = new Map(logs.map((l) => [l.eventId, l.status]));
 
   for (const r of old) {
@@ -70,9 +75,14 @@ async function checkReservations(ctx: JobContext, saleId: string) {
         {
           ...entity,
           kind: "reservation_unsettled",
-          detail: "the order is in MySQL; its reservation was never settled",
+          detail: oversold.has(r.orderId)
+            ? "the order was stored OVERSOLD; its reservation's units were never given back"
+            : "the order is in MySQL; its reservation was never settled",
         },
-        () => settleReservation(redis, keys, saleId, r.orderId),
+        () =>
+          oversold.has(r.orderId)
+            ? releaseReservation(redis, keys, saleId, r.orderId)
+            : settleReservation(redis, keys, saleId, r.orderId),
       );
     } else if (status === undefined) {
       await repairUnderLock(

@@ -61,7 +61,7 @@ async function settleOrder(
     await ctx.record({
       ...entity,
       kind: "pending_unknown",
-      action: "FAILED",
+      action: ctx.apply ? "FAILED" : "NONE",
       detail: `the payment provider did not answer: ${(error as Error).message}`,
     });
     return;
