@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Consumer, KafkaMessage } from "kafkajs";
+import { isTransientStoreError } from "../../db/errors";
 import { OrderCreatedEvent } from "../../events/order_created";
 import { nextOffset, subscribedConsumer } from "../../kafka/client";
 import { groupId } from "../../kafka/topics";
@@ -14,7 +15,11 @@ export interface OrderCreatedConsumerOptions {
   /** Messages persisted per MySQL transaction. */
   chunkSize?: number;
   lockTtlMs?: number;
-  /** A chunk failing this often is split; a single message failing this often is dead-lettered. */
+  /**
+   * A chunk failing this often is split; a single message failing this often is
+   * dead-lettered. Transient store errors (MySQL or Redis unavailable, deadlocks) never count:
+   * those are retried until the store is back.
+   */
   maxAttempts?: number;
   /** Consumer group (default `<namespace>.order_created`). */
   groupId?: string;
@@ -203,12 +208,18 @@ export function orderCreatedConsumer(
                 break;
               } catch (error) {
                 health.lastError = (error as Error).message;
-                log.warn(
-                  { err: error, partition: batch.partition, attempt, size },
-                  "chunk failed; retrying",
+                const transient = isTransientStoreError(error);
+                log[transient && attempt > maxAttempts ? "error" : "warn"](
+                  { err: error, partition: batch.partition, attempt, size, transient },
+                  transient ? "a store is unavailable; retrying" : "chunk failed; retrying",
                 );
                 if (!running()) return; // not committed: redelivered to whoever owns it next
-                if (attempt >= maxAttempts && size > 1) {
+                if (transient) {
+                  // MySQL or Redis down, a deadlock, a lost lock: the messages are fine. Wait it
+                  // out with capped backoff, however long; dead-lettering them would lose orders.
+                  // The attempt counter stays below the dead-letter threshold.
+                  attempt = Math.min(attempt, maxAttempts - 1);
+                } else if (attempt >= maxAttempts && size > 1) {
                   size = 1; // isolate the message that keeps failing
                   attempt = 0;
                 }
