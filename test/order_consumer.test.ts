@@ -138,6 +138,8 @@ describe("order_created consumer", () => {
     const cancelled = rows.filter((o) => o.status === "CANCELLED");
     expect(cancelled).toHaveLength(2);
     expect(cancelled.every((o) => o.statusReason === "OVERSOLD")).toBe(true);
+    expect(cancelled.map((o) => o.stockState)).toEqual(["NEVER_HELD", "NEVER_HELD"]);
+    expect(rows.filter((o) => o.stockState === "HELD")).toHaveLength(2);
     const audit = await db().select().from(auditLog).where(eq(auditLog.action, "ORDER_OVERSOLD"));
     expect(audit.map((a) => a.entityId).sort()).toEqual(cancelled.map((o) => o.id).sort());
     expect((await verifyAuditChain(db())).ok).toBe(true);

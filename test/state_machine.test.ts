@@ -84,7 +84,14 @@ async function stateOf(orderId: string, skus: readonly string[]) {
       async (sku) => (await db().select().from(saleSkus).where(eq(saleSkus.sku, sku)))[0]?.held,
     ),
   );
-  return { status: order?.status, version: order?.version, history, events, held };
+  return {
+    status: order?.status,
+    stockState: order?.stockState,
+    version: order?.version,
+    history,
+    events,
+    held,
+  };
 }
 
 const legal = ORDER_STATUSES.flatMap((from) => TRANSITIONS[from].map((to) => [from, to] as const));
@@ -126,9 +133,11 @@ describe("order state machine", () => {
           { sku: skus[1], quantity: 1 },
         ]);
         expect(after.held).toEqual([(before.held[0] ?? 0) - 2, (before.held[1] ?? 0) - 1]);
+        expect(after.stockState).toBe("RELEASED");
       } else {
         expect(event.release).toEqual([]);
         expect(after.held).toEqual(before.held);
+        expect(after.stockState).toBe(before.stockState); // HELD, also when refunded after shipping
       }
     },
   );

@@ -301,7 +301,7 @@ function seedSale(services: Services, chunk: Chunk, index: number, live: boolean
     const changedAt = shape.from === null ? at + 1_000 : at + 120_000;
     const version = shape.from === null ? 0 : 1;
     chunk.orders.push(
-      `(${str(orderId)},${str(id)},${str(`u${Math.floor(rng() * 1e6)}`)},${str(shape.status)},${str(shape.reason)},${total},'EUR',${sqlDate(at)},${sqlDate(at + windowMs)},0,${version},${sqlDate(at + 1_000)},${sqlDate(changedAt)})`,
+      `(${str(orderId)},${str(id)},${str(`u${Math.floor(rng() * 1e6)}`)},${str(shape.status)},${str(shape.reason)},${str(holds(kind) ? "HELD" : releases(kind) ? "RELEASED" : "NEVER_HELD")},${total},'EUR',${sqlDate(at)},${sqlDate(at + windowMs)},0,${version},${sqlDate(at + 1_000)},${sqlDate(changedAt)})`,
     );
     chunk.history.push(
       `(${str(orderId)},NULL,${str(kind === "OVERSOLD" ? "CANCELLED" : "PENDING")},'order_created',${str(kind === "OVERSOLD" ? "OVERSOLD" : null)},${sqlDate(at + 1_000)})`,
@@ -403,7 +403,7 @@ class Seeder {
     const statements = [
       `insert into sales (id, currency, starts_at, ends_at, per_user_limit, payment_window_seconds, created_at, updated_at) values ${chunk.sales.join(",")}`,
       `insert into sale_skus (sale_id, sku, total_stock, held, price_cents, created_at, updated_at) values ${chunk.skus.join(",")}`,
-      `insert into orders (id, sale_id, user_id, status, status_reason, total_cents, currency, placed_at, pay_by, fence_token, version, created_at, updated_at) values ${chunk.orders.join(",")}`,
+      `insert into orders (id, sale_id, user_id, status, status_reason, stock_state, total_cents, currency, placed_at, pay_by, fence_token, version, created_at, updated_at) values ${chunk.orders.join(",")}`,
       `insert into order_items (order_id, sku, quantity, unit_price_cents) values ${chunk.items.join(",")}`,
       `insert into order_status_history (order_id, from_status, to_status, actor, reason, at) values ${chunk.history.join(",")}`,
     ];
@@ -515,7 +515,7 @@ async function changeHandful(services: Services, salesCount: number) {
       )) as unknown as [{ sku: string; quantity: number }[]];
       await conn.beginTransaction();
       await conn.query(
-        "update orders set status = 'CANCELLED', status_reason = 'BUYER_CANCELLED', version = version + 1, updated_at = ? where id = ?",
+        "update orders set status = 'CANCELLED', status_reason = 'BUYER_CANCELLED', stock_state = 'RELEASED', version = version + 1, updated_at = ? where id = ?",
         [new Date(now), order.id],
       );
       await conn.query(

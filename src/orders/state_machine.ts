@@ -117,6 +117,7 @@ export async function transitionOrder(
     .set({
       status: request.to,
       statusReason: request.reason ?? null,
+      ...(releasesStock(from, request.to) ? { stockState: "RELEASED" as const } : {}),
       version: sql`${orders.version} + 1`,
       fenceToken: request.fence ?? order.fenceToken,
       updatedAt: now,

@@ -21,6 +21,11 @@ import type { Services } from "../services";
  *   marker in the snapshot): its units are "pending release", on their way back.
  * So an order in flight is never mistaken for drift, and the job still asks for the same drift
  * twice before acting (see jobs/stock.ts).
+ *
+ * "Held" and "released" come from `orders.stock_state`, kept by the two writers of an order's
+ * status, so both are index ranges. Markers are compared by count first: markers exist only
+ * for released orders and a released order stays released, so markers(Redis read) ⊆
+ * released(MySQL read), and equal counts mean the two sets are the same.
  */
 export interface SkuBalance {
   sku: string;
@@ -52,29 +57,13 @@ export interface SaleObservation {
   reservations: number;
 }
 
-/** Statuses whose units MySQL holds; REFUNDED holds too when the refund came after shipping. */
-export const HELD_STATUSES = ["PENDING", "PAID", "CONFIRMED", "SHIPPED"] as const;
-const RELEASING_STATUSES = ["CANCELLED", "EXPIRED", "REFUNDED"] as const;
-
-const refundedAfterShipping = sql`exists (select 1 from order_status_history h
-  where h.order_id = o.id and h.from_status = 'SHIPPED' and h.to_status = 'REFUNDED')`;
-const list = (values: readonly string[]) =>
-  sql.join(
-    values.map((v) => sql`${v}`),
-    sql`, `,
-  );
-/** Orders whose units MySQL holds (see HELD_STATUSES). */
-export const holdsUnits = sql`(o.status in (${list(HELD_STATUSES)}) or (o.status = 'REFUNDED' and ${refundedAfterShipping}))`;
-/** Orders whose units went back to the sale (never OVERSOLD ones: MySQL never held those). */
-const releasedUnits = sql`(o.status in (${list(RELEASING_STATUSES)})
-  and coalesce(o.status_reason, '') <> 'OVERSOLD' and not ${refundedAfterShipping})`;
-
 interface RedisSide {
   saleId: string;
   meta: Record<string, string>;
   stock: Record<string, string>;
   reservations: Reservation[];
-  released: Set<string>;
+  /** The markers (detail mode) or only how many there are. */
+  released: Set<string> | number;
 }
 
 const pairs = (flat: string[]) => {
@@ -83,7 +72,11 @@ const pairs = (flat: string[]) => {
   return out;
 };
 
-async function readRedis(services: Services, saleIds: string[]): Promise<RedisSide[]> {
+async function readRedis(
+  services: Services,
+  saleIds: string[],
+  detail: boolean,
+): Promise<RedisSide[]> {
   return Promise.all(
     saleIds.map(async (saleId) => {
       const k = services.keys.sale(saleId);
@@ -92,13 +85,14 @@ async function readRedis(services: Services, saleIds: string[]): Promise<RedisSi
         k.stock,
         k.reservations,
         k.released,
+        detail ? "members" : "count",
       );
       return {
         saleId,
         meta: pairs(meta),
         stock: pairs(stock),
         reservations: Object.values(pairs(reservations)).map((r) => JSON.parse(r) as Reservation),
-        released: new Set(released),
+        released: Array.isArray(released) ? new Set(released) : Number(released),
       };
     }),
   );
@@ -110,16 +104,43 @@ async function rows(tx: Tx, query: ReturnType<typeof sql>): Promise<Row[]> {
   return result;
 }
 
-/** Observes the given sales (Redis first, then MySQL); sales unknown to MySQL are left out. */
+const inList = (values: readonly string[]) =>
+  sql.join(
+    values.map((v) => sql`${v}`),
+    sql`, `,
+  );
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = groups.get(k);
+    if (list) list.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+/**
+ * Observes the given sales (Redis first, then MySQL); sales unknown to MySQL are left out.
+ *
+ * Cheap by default: Redis gives only the number of release markers, MySQL the number of
+ * released orders (an index-only count). Markers exist only for released orders, so equal
+ * counts mean nothing is on its way back; a sale where they differ is observed again in
+ * detail (markers and released orders one by one) to find which SKUs the pending units are
+ * of. `detail` asks for that from the start (a gate rebuild needs the released order ids).
+ */
 export async function observeSales(
   services: Services,
   saleIds: string[],
+  options: { detail?: boolean } = {},
 ): Promise<SaleObservation[]> {
   if (saleIds.length === 0) return [];
-  const redis = await readRedis(services, saleIds);
+  const detail = options.detail ?? false;
+  const redis = await readRedis(services, saleIds, detail);
   const reservationIds = redis.flatMap((r) => r.reservations.map((x) => x.orderId));
 
-  return services.database.db.transaction(async (tx) => {
+  const observed = await services.database.db.transaction(async (tx) => {
     const skuRows = await tx.select().from(saleSkus).where(inArray(saleSkus.saleId, saleIds));
     const reservationOrders = new Map<string, { status: string; reason: string | null }>();
     for (let i = 0; i < reservationIds.length; i += 1_000) {
@@ -130,79 +151,106 @@ export async function observeSales(
         .where(inArray(orders.id, chunk));
       for (const o of found) reservationOrders.set(o.id, { status: o.status, reason: o.reason });
     }
+    // FORCE INDEX: for a long IN list MariaDB may pick (sale_id, user_id) and read every order.
     const heldRows = await rows(
       tx,
       sql`select o.sale_id as saleId, i.sku as sku, sum(i.quantity) as units
-          from orders o join order_items i on i.order_id = o.id
-          where o.sale_id in (${list(saleIds)}) and ${holdsUnits}
+          from orders o force index (orders_sale_stock_ix) join order_items i on i.order_id = o.id
+          where o.sale_id in (${inList(saleIds)}) and o.stock_state = 'HELD'
           group by o.sale_id, i.sku`,
     );
-    const releasedRows = await rows(
-      tx,
-      sql`select o.id as orderId, o.sale_id as saleId, i.sku as sku, i.quantity as quantity
-          from orders o join order_items i on i.order_id = o.id
-          where o.sale_id in (${list(saleIds)}) and ${releasedUnits}`,
-    );
-
-    const heldByOrders = new Map(
-      heldRows.map((r) => [`${r.saleId}\u0000${r.sku}`, Number(r.units)]),
-    );
-    return redis.flatMap((side): SaleObservation[] => {
-      const skus = skuRows.filter((s) => s.saleId === side.saleId);
-      if (skus.length === 0) return [];
-      const reserved = new Map<string, number>();
-      const reservedByUser = new Map<string, number>();
-      for (const r of side.reservations) {
-        const order = reservationOrders.get(r.orderId);
-        if (order && order.reason !== "OVERSOLD") continue; // MySQL holds (or released) it
-        for (const item of r.items) {
-          reserved.set(item.sku, (reserved.get(item.sku) ?? 0) + item.quantity);
-          reservedByUser.set(r.userId, (reservedByUser.get(r.userId) ?? 0) + item.quantity);
-        }
-      }
-      const pending = new Map<string, number>();
-      const releasedOrderIds = new Set<string>();
-      for (const r of releasedRows) {
-        if (r.saleId !== side.saleId) continue;
-        const orderId = String(r.orderId);
-        releasedOrderIds.add(orderId);
-        if (side.released.has(orderId)) continue;
-        const sku = String(r.sku);
-        pending.set(sku, (pending.get(sku) ?? 0) + Number(r.quantity));
-      }
-      const missing = !side.meta.startsAt || skus.some((s) => side.stock[s.sku] === undefined);
-      const gate: GateState = missing ? "missing" : side.meta.gate === "open" ? "open" : "closed";
-      return [
-        {
-          saleId: side.saleId,
-          gate,
-          reservations: side.reservations.length,
-          releasedOrderIds: [...releasedOrderIds],
-          reservedByUser,
-          skus: skus
-            .map((s) => {
-              const raw = side.stock[s.sku];
-              const available = raw === undefined ? null : Number(raw);
-              const r = reserved.get(s.sku) ?? 0;
-              const p = pending.get(s.sku) ?? 0;
-              const expected = s.totalStock - s.held - r - p;
-              return {
-                sku: s.sku,
-                total: s.totalStock,
-                held: s.held,
-                heldByOrders: heldByOrders.get(`${s.saleId}\u0000${s.sku}`) ?? 0,
-                available,
-                reserved: r,
-                pendingRelease: p,
-                expected,
-                drift: available === null ? 0 : available - expected,
-              };
-            })
-            .sort((a, b) => (a.sku < b.sku ? -1 : 1)),
-        },
-      ];
-    });
+    const releasedRows = detail
+      ? await rows(
+          tx,
+          sql`select o.id as orderId, o.sale_id as saleId, i.sku as sku, i.quantity as quantity
+              from orders o force index (orders_sale_stock_ix) join order_items i on i.order_id = o.id
+              where o.sale_id in (${inList(saleIds)}) and o.stock_state = 'RELEASED'`,
+        )
+      : [];
+    const releasedCounts = detail
+      ? []
+      : await rows(
+          tx,
+          sql`select o.sale_id as saleId, count(*) as n
+              from orders o force index (orders_sale_stock_ix)
+              where o.sale_id in (${inList(saleIds)}) and o.stock_state = 'RELEASED'
+              group by o.sale_id`,
+        );
+    return { skuRows, reservationOrders, heldRows, releasedRows, releasedCounts };
   });
+
+  const skusBySale = groupBy(observed.skuRows, (s) => s.saleId);
+  const heldByOrders = new Map(
+    observed.heldRows.map((r) => [`${r.saleId}\u0000${r.sku}`, Number(r.units)]),
+  );
+  const releasedBySale = groupBy(observed.releasedRows, (r) => String(r.saleId));
+  const releasedCount = new Map(
+    observed.releasedCounts.map((r) => [String(r.saleId), Number(r.n)]),
+  );
+
+  const result: SaleObservation[] = [];
+  const again: string[] = [];
+  for (const side of redis) {
+    const skus = skusBySale.get(side.saleId);
+    if (!skus) continue;
+    if (
+      typeof side.released === "number" &&
+      side.released !== (releasedCount.get(side.saleId) ?? 0)
+    ) {
+      again.push(side.saleId); // releases on their way back: look at this sale in detail
+      continue;
+    }
+    const reserved = new Map<string, number>();
+    const reservedByUser = new Map<string, number>();
+    for (const r of side.reservations) {
+      const order = observed.reservationOrders.get(r.orderId);
+      if (order && order.reason !== "OVERSOLD") continue; // MySQL holds (or released) it
+      for (const item of r.items) {
+        reserved.set(item.sku, (reserved.get(item.sku) ?? 0) + item.quantity);
+        reservedByUser.set(r.userId, (reservedByUser.get(r.userId) ?? 0) + item.quantity);
+      }
+    }
+    const pending = new Map<string, number>();
+    const releasedOrderIds = new Set<string>();
+    for (const r of releasedBySale.get(side.saleId) ?? []) {
+      const orderId = String(r.orderId);
+      releasedOrderIds.add(orderId);
+      if (side.released instanceof Set && side.released.has(orderId)) continue;
+      const sku = String(r.sku);
+      pending.set(sku, (pending.get(sku) ?? 0) + Number(r.quantity));
+    }
+    const missing = !side.meta.startsAt || skus.some((s) => side.stock[s.sku] === undefined);
+    const gate: GateState = missing ? "missing" : side.meta.gate === "open" ? "open" : "closed";
+    result.push({
+      saleId: side.saleId,
+      gate,
+      reservations: side.reservations.length,
+      releasedOrderIds: [...releasedOrderIds],
+      reservedByUser,
+      skus: skus
+        .map((s) => {
+          const raw = side.stock[s.sku];
+          const available = raw === undefined ? null : Number(raw);
+          const r = reserved.get(s.sku) ?? 0;
+          const p = pending.get(s.sku) ?? 0;
+          const expected = s.totalStock - s.held - r - p;
+          return {
+            sku: s.sku,
+            total: s.totalStock,
+            held: s.held,
+            heldByOrders: heldByOrders.get(`${s.saleId}\u0000${s.sku}`) ?? 0,
+            available,
+            reserved: r,
+            pendingRelease: p,
+            expected,
+            drift: available === null ? 0 : available - expected,
+          };
+        })
+        .sort((a, b) => (a.sku < b.sku ? -1 : 1)),
+    });
+  }
+  if (again.length > 0) result.push(...(await observeSales(services, again, { detail: true })));
+  return result;
 }
 
 /** Units each user holds in a sale's orders (for a rebuild of the per-user limits). */
@@ -210,7 +258,7 @@ export async function heldUnitsByUser(services: Services, saleId: string) {
   const [result] = (await services.database.db.execute(
     sql`select o.user_id as userId, sum(i.quantity) as units
         from orders o join order_items i on i.order_id = o.id
-        where o.sale_id = ${saleId} and ${holdsUnits}
+        where o.sale_id = ${saleId} and o.stock_state = 'HELD'
         group by o.user_id`,
   )) as unknown as [Row[]];
   return new Map(result.map((r) => [String(r.userId), Number(r.units)]));

@@ -62,13 +62,17 @@ declare module "ioredis" {
       userId: string,
       ...items: Arg[]
     ): Result<number, Context>;
-    /** [meta, stock, reservations, released], each flat as Redis returns it (sale_snapshot.lua). */
+    /**
+     * [meta, stock, reservations, released], flat as Redis returns them; released is the
+     * markers' count or the markers themselves (sale_snapshot.lua).
+     */
     saleSnapshot(
       meta: string,
       stock: string,
       reservations: string,
       released: string,
-    ): Result<[string[], string[], string[], string[]], Context>;
+      mode: "count" | "members",
+    ): Result<[string[], string[], string[], number | string[]], Context>;
     /** The SKUs' counts after adding each delta (adjust_stock.lua). */
     adjustStock(stock: string, ...skuDeltas: Arg[]): Result<number[], Context>;
     /** The gate's previous state, null when the sale had no meta (set_gate.lua). */

@@ -177,6 +177,7 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
       userId: event.userId,
       status,
       statusReason: fits ? null : "OVERSOLD",
+      stockState: fits ? "HELD" : "NEVER_HELD",
       totalCents: event.items.reduce((sum, item, i) => sum + item.quantity * (prices[i] ?? 0), 0),
       currency,
       placedAt: new Date(event.placedAt),

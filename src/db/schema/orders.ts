@@ -7,6 +7,16 @@ import { sales } from "./sales";
  * One accepted order. The primary key is the orderId minted at ingest, so a redelivered
  * order_created message can never create a second row. Only the state machine writes `status`.
  */
+/**
+ * What the order does to its SKUs' stock, kept by the two writers of `status` (the order
+ * consumer and the state machine) so the stock reconciler can sum units with an index range
+ * instead of re-deriving it from statuses and history: HELD (PENDING, PAID, CONFIRMED, SHIPPED,
+ * REFUNDED after shipping), RELEASED (CANCELLED, EXPIRED, refunded before shipping: its units
+ * went back), NEVER_HELD (stored OVERSOLD: MySQL never held them).
+ */
+export const STOCK_STATES = ["HELD", "RELEASED", "NEVER_HELD"] as const;
+export type StockState = (typeof STOCK_STATES)[number];
+
 export const orders = mysqlTable(
   "orders",
   {
@@ -18,6 +28,10 @@ export const orders = mysqlTable(
     status: varchar("status", { length: 16 }).$type<OrderStatus>().notNull(),
     /** Why the order is in its state when that needs saying (e.g. OVERSOLD, PAYMENT_TIMEOUT). */
     statusReason: varchar("status_reason", { length: 64 }),
+    stockState: varchar("stock_state", { length: 12 })
+      .$type<StockState>()
+      .notNull()
+      .default("HELD"),
     totalCents: bigint("total_cents", { mode: "number" }).notNull(),
     currency: char("currency", { length: 3 }).notNull(),
     /** When ingest accepted the request (the reservation time), not when the row was written. */
@@ -33,6 +47,7 @@ export const orders = mysqlTable(
   },
   (t) => [
     index("orders_sale_status_ix").on(t.saleId, t.status),
+    index("orders_sale_stock_ix").on(t.saleId, t.stockState),
     index("orders_status_pay_by_ix").on(t.status, t.payBy),
     index("orders_user_ix").on(t.saleId, t.userId),
     index("orders_updated_ix").on(t.updatedAt),

@@ -174,7 +174,7 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
     return;
   }
   checkStillHeld(ctx);
-  const [sale] = await observeSales(ctx.services, [observed.saleId]);
+  const [sale] = await observeSales(ctx.services, [observed.saleId], { detail: true });
   if (!sale) return;
   const users = await heldUnitsByUser(ctx.services, sale.saleId);
   for (const [user, units] of sale.reservedByUser) users.set(user, (users.get(user) ?? 0) + units);

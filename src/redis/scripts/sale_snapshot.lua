@@ -8,13 +8,20 @@
   KEYS[2]  sale stock hash
   KEYS[3]  sale reservations hash
   KEYS[4]  sale released-orders set
+  ARGV[1]  "count": only how many markers there are; "members": the markers themselves
 
   Returns { meta (flat HGETALL), stock (flat HGETALL), reservations (flat HGETALL),
-            released (SMEMBERS) }.
+            released (SCARD or SMEMBERS) }.
 ]]
+local released
+if ARGV[1] == "members" then
+  released = redis.call("SMEMBERS", KEYS[4])
+else
+  released = redis.call("SCARD", KEYS[4])
+end
 return {
   redis.call("HGETALL", KEYS[1]),
   redis.call("HGETALL", KEYS[2]),
   redis.call("HGETALL", KEYS[3]),
-  redis.call("SMEMBERS", KEYS[4]),
+  released,
 }
