@@ -83,6 +83,24 @@ describe("distributed lock", () => {
     expect(await ctx.services.redis.exists(ctx.services.keys.lock(r))).toBe(0);
   });
 
+  it("keeps fencing tokens growing when Redis loses the counter (a wipe)", async () => {
+    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 1_000 });
+    const r = resource();
+    const tokens: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const held = await lock.tryAcquire(r);
+      tokens.push(held?.fence ?? -1);
+      await held?.release();
+    }
+    // Redis restarts empty: the lock and its counter are gone.
+    await ctx.services.redis.del(ctx.services.keys.lock(r), ctx.services.keys.lockFence(r));
+    const after = await lock.tryAcquire(r);
+    await after?.release();
+    expect(tokens.every((t, i) => i === 0 || t === (tokens[i - 1] ?? 0) + 1)).toBe(true);
+    expect(after?.fence).toBeGreaterThan(tokens[tokens.length - 1] ?? Number.POSITIVE_INFINITY);
+    expect(Number.isSafeInteger(after?.fence)).toBe(true);
+  });
+
   it("fences out a holder paused past its TTL (SIGSTOP) when it resumes", async () => {
     const { db } = ctx.services.database;
     const orderId = "0190b6f0-0000-7000-8000-00000000fe0c";
