@@ -2,10 +2,12 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { orderCreatedConsumer } from "../src/consumers/order_created/consumer";
 import { paymentCompletedConsumer } from "../src/consumers/payment_completed/consumer";
-import { orderStatusHistory, orders, outbox, payments } from "../src/db/schema";
+import { idempotencyLog, orderStatusHistory, orders, outbox, payments } from "../src/db/schema";
 import { createApp } from "../src/http/app";
+import { groupId } from "../src/kafka/topics";
 import { signPayload } from "../src/payments/signature";
 import { PaymentSimulator } from "../src/payments/simulator";
+import { awaitGroupDrained } from "../src/reconcile/drain";
 import type { Component } from "../src/runtime/component";
 import { createTestContext, eventually, type TestContext } from "./support/context";
 import { adminHeaders, messageCount, openSale, orderRequest } from "./support/sales";
@@ -141,6 +143,29 @@ describe("payment_completed consumer", () => {
       .from(orderStatusHistory)
       .where(eq(orderStatusHistory.orderId, orderId));
     expect(history.map((h) => h.toStatus)).toEqual(["PENDING", "PAID"]);
+    expect((await paymentRows(orderId)).map((p) => p.outcome)).toEqual(["APPLIED"]);
+    expect((await orderRow(orderId))?.version).toBe(1);
+  });
+
+  it("treats a callback re-sent after its log row was purged as the duplicate it is", async () => {
+    const orderId = await persistedOrder(1);
+    const callback = provider.charge(orderId, 1_500, "EUR");
+    expect(await provider.deliver(callback)).toBe(200);
+    await eventually(async () => ((await orderRow(orderId))?.status === "PAID" ? true : undefined));
+    // The outbox job's retention purge removed the DONE row; the provider sends it again.
+    await db()
+      .delete(idempotencyLog)
+      .where(eq(idempotencyLog.eventId, `payment:${callback.eventId}`));
+    expect(await provider.deliver(callback)).toBe(200);
+    // Consumed, not retried forever: the group gets past it.
+    expect(
+      await awaitGroupDrained(
+        ctx.services,
+        groupId(ctx.config.namespace, "payment_completed"),
+        ctx.services.topics.paymentCompleted,
+        15_000,
+      ),
+    ).toBe(true);
     expect((await paymentRows(orderId)).map((p) => p.outcome)).toEqual(["APPLIED"]);
     expect((await orderRow(orderId))?.version).toBe(1);
   });

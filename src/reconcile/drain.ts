@@ -10,13 +10,28 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * MySQL holds every order accepted before that moment. False when `timeoutMs` passes first
  * (no consumer running, or one stuck).
  */
-export async function awaitOrderCreatedDrained(
+export function awaitOrderCreatedDrained(
   services: Services,
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<boolean> {
-  const topic = services.topics.orderCreated;
-  const group = groupId(services.config.namespace, ORDER_CREATED_CONSUMER);
+  return awaitGroupDrained(
+    services,
+    groupId(services.config.namespace, ORDER_CREATED_CONSUMER),
+    services.topics.orderCreated,
+    timeoutMs,
+    signal,
+  );
+}
+
+/** The same for any consumer group and topic. */
+export async function awaitGroupDrained(
+  services: Services,
+  group: string,
+  topic: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const marks = await services.admin.fetchTopicOffsets(topic);
   const deadline = Date.now() + timeoutMs;
   for (;;) {

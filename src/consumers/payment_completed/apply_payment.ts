@@ -52,6 +52,13 @@ export async function applyPayment(
       ),
     );
   if (done) return undefined;
+  // The payments row outlives the idempotency row (the outbox job purges DONE log rows after
+  // the retention window): a provider re-sending an old callback is still a duplicate.
+  const [recorded] = await tx
+    .select({ eventId: payments.eventId })
+    .from(payments)
+    .where(eq(payments.eventId, event.eventId));
+  if (recorded) return undefined;
 
   const [order] = await tx
     .select({ status: orders.status, totalCents: orders.totalCents, currency: orders.currency })
