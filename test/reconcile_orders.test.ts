@@ -307,6 +307,27 @@ describe("pending job", () => {
   }, 60_000);
 });
 
+describe("outbox relay", () => {
+  it("keeps a failed publish's attempt count and error on the row", async () => {
+    const eventId = `unpublishable-${Date.now()}`;
+    await db().insert(outbox).values({
+      eventId,
+      topic: "no_such_topic", // the broker has topic auto-creation off
+      messageKey: "order-z",
+      eventType: "ORDER_PAID",
+      payload: {},
+    });
+    try {
+      await expect(relayOnce(ctx.services)).rejects.toThrow();
+      const [row] = await db().select().from(outbox).where(eq(outbox.eventId, eventId));
+      expect(row).toMatchObject({ sentAt: null, attempts: 1 });
+      expect(row?.lastError).toBeTruthy();
+    } finally {
+      await db().delete(outbox).where(eq(outbox.eventId, eventId));
+    }
+  }, 60_000);
+});
+
 describe("outbox job", () => {
   it("republishes a stuck row once, and purges old sent rows and DONE log rows only", async () => {
     const old = new Date(Date.now() - 30 * 86_400_000);

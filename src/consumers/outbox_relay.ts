@@ -23,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * publishing and before committing sends those rows again: consumers deduplicate by event id.
  */
 export async function relayOnce(services: Services, batchSize = 500): Promise<number> {
-  return services.database.db.transaction(async (tx) => {
+  const result = await services.database.db.transaction(async (tx) => {
     const rows = await tx
       .select()
       .from(outbox)
@@ -31,18 +31,25 @@ export async function relayOnce(services: Services, batchSize = 500): Promise<nu
       .orderBy(asc(outbox.id))
       .limit(batchSize)
       .for("update", { skipLocked: true });
-    await publishOutboxRows(services, tx, rows);
-    return rows.length;
+    const failure = await publishOutboxRows(services, tx, rows);
+    return { sent: rows.length, failure };
   });
+  // Thrown after the commit, so the failed rows keep their attempt count and error.
+  if (result.failure) throw result.failure;
+  return result.sent;
 }
 
 /**
  * Publishes outbox rows the caller has locked in `tx` (FOR UPDATE) and marks them sent in the
- * same transaction. On a failed publish the rows get the error and an attempt counted, and the
- * error is thrown (the caller's transaction still commits that bookkeeping only if it catches).
+ * same transaction. When the publish fails, the rows get an attempt counted and the error
+ * instead, and the error is returned: the caller commits that bookkeeping, then reports it.
  */
-export async function publishOutboxRows(services: Services, tx: Tx, rows: OutboxRow[]) {
-  if (rows.length === 0) return;
+export async function publishOutboxRows(
+  services: Services,
+  tx: Tx,
+  rows: OutboxRow[],
+): Promise<Error | undefined> {
+  if (rows.length === 0) return undefined;
   const byTopic = new Map<string, Message[]>();
   for (const row of rows) {
     const topic = `${services.config.namespace}.${row.topic}`;
@@ -69,12 +76,13 @@ export async function publishOutboxRows(services: Services, tx: Tx, rows: Outbox
         lastError: (error as Error).message.slice(0, 1000),
       })
       .where(inArray(outbox.id, ids));
-    throw error;
+    return error instanceof Error ? error : new Error(String(error));
   }
   await tx
     .update(outbox)
     .set({ sentAt: new Date(), attempts: sql`${outbox.attempts} + 1`, lastError: null })
     .where(inArray(outbox.id, ids));
+  return undefined;
 }
 
 export function outboxRelay(services: Services, options: OutboxRelayOptions = {}): Component {

@@ -39,7 +39,7 @@ async function republishStuck(ctx: JobContext) {
   }
   for (;;) {
     checkStillHeld(ctx);
-    const sent = await db.transaction(async (tx) => {
+    const { sent, failure } = await db.transaction(async (tx) => {
       const rows = await tx
         .select()
         .from(outbox)
@@ -47,7 +47,8 @@ async function republishStuck(ctx: JobContext) {
         .orderBy(asc(outbox.id))
         .limit(BATCH)
         .for("update", { skipLocked: true });
-      await publishOutboxRows(ctx.services, tx, rows);
+      const failure = await publishOutboxRows(ctx.services, tx, rows);
+      if (failure) return { sent: 0, failure }; // commits the rows' attempt count and error
       for (const row of rows) {
         await ctx.record({ ...findingOf(row), action: "REPAIRED" }, tx);
         await appendAudit(tx, {
@@ -62,8 +63,9 @@ async function republishStuck(ctx: JobContext) {
           correlationId: row.eventId,
         });
       }
-      return rows.length;
+      return { sent: rows.length, failure: undefined };
     });
+    if (failure) throw failure;
     if (sent < BATCH) return;
   }
 }
