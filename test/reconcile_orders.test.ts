@@ -125,6 +125,52 @@ describe("orders job: order ↔ idempotency log ↔ reservation", () => {
     ).toEqual([]);
   }, 60_000);
 
+  it("defers judging a message lost while the consumers are behind", async () => {
+    const sale = await openSale(app, ctx.services, {
+      skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
+    });
+    const consumer = running.shift();
+    await consumer?.stop(); // the order consumers fall behind
+    const late = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-late-msg", [
+      { sku: "A", quantity: 1 },
+    ]);
+    const lost = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-lost-msg", [
+      { sku: "A", quantity: 1 },
+    ]);
+    // `late`'s message is on the topic, unread; `lost`'s never was.
+    const reservation = JSON.parse(
+      (await saleSnapshot(ctx.services, sale.saleId)).reservations[late.orderId] as string,
+    );
+    await replayOrderCreated(ctx.services, sale.saleId, reservation);
+
+    const behind = await reconcile(ctx.services, ordersJob, "APPLY", {
+      saleId: sale.saleId,
+      settings: { lostGraceMs: 0 },
+    });
+    expect(summary(behind)).toEqual([]);
+    expect(behind.counts.lostDeferred).toBe(2);
+
+    const restarted = orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 });
+    await restarted.start();
+    running.unshift(restarted);
+    await eventually(async () => orderRow(late.orderId), { what: "the late order" });
+    await eventually(
+      async () =>
+        (await saleSnapshot(ctx.services, sale.saleId)).reservations[late.orderId]
+          ? undefined
+          : true,
+      { what: "the late order's reservation settled" },
+    );
+    const caughtUp = await reconcile(ctx.services, ordersJob, "APPLY", {
+      saleId: sale.saleId,
+      settings: { lostGraceMs: 0 },
+    });
+    expect(summary(caughtUp)).toEqual([
+      `order_created_lost REPAIRED ${sale.saleId}/${lost.orderId}`,
+    ]);
+    await eventually(async () => orderRow(lost.orderId), { what: "the replayed order" });
+  }, 90_000);
+
   it("finishes a PROCESSING claim stuck past the lock TTL by replaying the order", async () => {
     const sale = await openSale(app, ctx.services, {
       skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],

@@ -9,6 +9,7 @@ import {
   releaseReservation,
   settleReservation,
 } from "../../sales/reservations";
+import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { withOrderLock } from "../order_lock";
 import { replayOrderCreated } from "../replay";
@@ -28,13 +29,37 @@ export const ordersJob: ReconcileJob = {
   name: "orders",
   summary: "lost order_created, unsettled reservations, log rows without orders",
   async run(ctx) {
-    for (const saleId of await liveSales(ctx)) await checkReservations(ctx, saleId);
+    const caughtUp = consumersCaughtUp(ctx);
+    for (const saleId of await liveSales(ctx)) await checkReservations(ctx, saleId, caughtUp);
     await reportDoneWithoutOrder(ctx);
     await finishStuckProcessing(ctx);
   },
 };
 
-async function checkReservations(ctx: JobContext, saleId: string) {
+/**
+ * "Lost" is judged on a consistent cut: the order_created group has committed everything that
+ * was on the topic when this run started (a reservation past the grace had its message
+ * published long before). While the consumers are behind, a missing order may only be late,
+ * and replaying it would just be a duplicate for them to discard: the run defers it. Asked
+ * once per run, lazily, only when some reservation looks lost.
+ */
+function consumersCaughtUp(ctx: JobContext): () => Promise<boolean> {
+  let answer: Promise<boolean> | undefined;
+  return () => {
+    answer ??= awaitOrderCreatedDrained(
+      ctx.services,
+      Math.min(5_000, ctx.settings.drainTimeoutMs),
+      ctx.signal,
+    );
+    return answer;
+  };
+}
+
+async function checkReservations(
+  ctx: JobContext,
+  saleId: string,
+  caughtUp: () => Promise<boolean>,
+) {
   const { redis, keys, database } = ctx.services;
   const k = keys.sale(saleId);
   const now = Date.now();
@@ -85,6 +110,10 @@ async function checkReservations(ctx: JobContext, saleId: string) {
             : settleReservation(redis, keys, saleId, r.orderId),
       );
     } else if (status === undefined) {
+      if (!(await caughtUp())) {
+        ctx.count("lostDeferred"); // the consumers are behind: it may only be late
+        continue;
+      }
       await repairUnderLock(
         ctx,
         r.orderId,
