@@ -1,6 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { appendAudit, verifyAuditChain } from "../src/audit/audit_log";
+import { appendAudit, auditHash, verifyAuditChain } from "../src/audit/audit_log";
 import { auditLog } from "../src/db/schema";
 import { createApp } from "../src/http/app";
 import { createTestContext, type TestContext } from "./support/context";
@@ -77,6 +77,36 @@ describe("audit trail", () => {
     await db().execute(sql`update audit_log set reason = 'rewritten' where seq = 3`);
     expect(await verifyAuditChain(db())).toMatchObject({ ok: false, seq: 3, problem: "edited" });
     await db().execute(sql`update audit_log set reason = ${victim?.reason ?? null} where seq = 3`);
+    expect((await verifyAuditChain(db())).ok).toBe(true);
+  });
+
+  it("notices a well-chained row added past the head in SQL", async () => {
+    const check = await verifyAuditChain(db());
+    const [last] = await db().select().from(auditLog).where(eq(auditLog.seq, check.rows));
+    if (!last) throw new Error("no rows");
+    const forged = {
+      seq: last.seq + 1,
+      at: new Date(),
+      actor: "admin:bootstrap",
+      action: "STOCK_CORRECTED",
+      entityType: "sku",
+      entityId: "s/A",
+      before: null,
+      after: null,
+      reason: "looks legitimate",
+      runId: null,
+      correlationId: null,
+      prevHash: last.hash,
+    };
+    await db()
+      .insert(auditLog)
+      .values({ ...forged, hash: auditHash(forged) });
+    expect(await verifyAuditChain(db())).toMatchObject({
+      ok: false,
+      seq: last.seq + 1,
+      problem: "inserted",
+    });
+    await db().execute(sql`delete from audit_log where seq = ${forged.seq}`);
     expect((await verifyAuditChain(db())).ok).toBe(true);
   });
 

@@ -134,6 +134,9 @@ export async function verifyAuditChain(db: Db, pageSize = 1_000): Promise<ChainC
         .from(auditHead)
         .where(eq(auditHead.id, 1));
       if (head && head.seq > rows) return { ok: false, rows, seq: rows + 1, problem: "missing" };
+      // Rows chained correctly past the head were added around appendAudit (by hand, in SQL).
+      if (head && head.seq < rows)
+        return { ok: false, rows, seq: head.seq + 1, problem: "inserted" };
       return { ok: true, rows };
     }
   }

@@ -18,7 +18,9 @@ export async function startRun(
 ): Promise<number> {
   const [row] = await db
     .insert(reconcileRuns)
-    .values({ ...run, status: "RUNNING" })
+    // Times from this process's clock, like the order rows the incremental scope compares
+    // them with (a DEFAULT would use the MySQL session's time zone).
+    .values({ ...run, status: "RUNNING", startedAt: new Date(), heartbeatAt: new Date() })
     .$returningId();
   if (!row) throw new Error("inserting the run returned no id");
   return row.id;
@@ -68,7 +70,8 @@ export async function finishRun(
       finishedAt: new Date(),
       heartbeatAt: new Date(),
     })
-    .where(eq(reconcileRuns.id, runId));
+    // A run another one marked ABANDONED (it lost its lock) stays ABANDONED.
+    .where(and(eq(reconcileRuns.id, runId), eq(reconcileRuns.status, "RUNNING")));
 }
 
 export async function insertFinding(db: DbOrTx, runId: number, finding: Finding) {
@@ -95,15 +98,17 @@ export async function findingsOf(db: Db, runId: number): Promise<ReconcileFindin
 export async function lastRun(
   db: Db,
   job: string,
-  status?: RunStatus,
+  filter: { status?: RunStatus; mode?: RunMode } = {},
 ): Promise<ReconcileRun | undefined> {
   const [row] = await db
     .select()
     .from(reconcileRuns)
     .where(
-      status
-        ? and(eq(reconcileRuns.job, job), eq(reconcileRuns.status, status))
-        : eq(reconcileRuns.job, job),
+      and(
+        eq(reconcileRuns.job, job),
+        filter.status ? eq(reconcileRuns.status, filter.status) : undefined,
+        filter.mode ? eq(reconcileRuns.mode, filter.mode) : undefined,
+      ),
     )
     .orderBy(desc(reconcileRuns.id))
     .limit(1);

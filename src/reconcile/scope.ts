@@ -8,7 +8,8 @@ const PAGE = 200;
 /**
  * The sales a job looks at, in pages: the CLI's --sale; else, in an incremental run, the sales
  * still live (ended less than liveSaleWindowMs ago: their reservations may still be out) plus
- * the sales whose orders changed since the job's last successful run started; else every sale.
+ * the sales whose orders changed since the job's last successful APPLY run started; else every
+ * sale.
  * An incremental run's cost follows what changed, not the length of history.
  */
 export async function* salesInScope(ctx: JobContext): AsyncGenerator<string[]> {
@@ -18,7 +19,8 @@ export async function* salesInScope(ctx: JobContext): AsyncGenerator<string[]> {
   }
   const { db } = ctx.services.database;
   if (ctx.incremental) {
-    const previous = await lastRun(db, `${ctx.job}`, "SUCCEEDED");
+    // The last successful APPLY run: a dry run repaired nothing, so what it saw is still due.
+    const previous = await lastRun(db, ctx.job, { status: "SUCCEEDED", mode: "APPLY" });
     if (previous) {
       // A few seconds of overlap: a transaction that committed just before the previous run
       // started may carry an updated_at from before that instant.
