@@ -54,6 +54,7 @@ if (values.help) {
 const str = (k: string) => values[k] as string | undefined;
 const tty = process.stderr.isTTY;
 const started = Date.now();
+let lastLine = 0;
 const result = await runDemo({
   buyers: positive("buyers", str("buyers"), 3_000),
   units: positive("units", str("units"), 60),
@@ -67,7 +68,11 @@ const result = await runDemo({
   progress(line, final) {
     const stamp = `[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s]`;
     if (tty) process.stderr.write(`\r\x1b[2K${stamp} ${line}${final ? "\n" : ""}`);
-    else if (final || Date.now() % 5 === 0) process.stderr.write(`${stamp} ${line}\n`);
+    else if (final || Date.now() - lastLine >= 2_000) {
+      // Not a terminal (CI, a pipe): a line every 2 s instead of one redrawn line.
+      lastLine = Date.now();
+      process.stderr.write(`${stamp} ${line}\n`);
+    }
   },
 }).catch((error) => {
   console.error(`\ndemo failed: ${error instanceof Error ? error.stack : String(error)}`);
