@@ -1,5 +1,4 @@
-import { parseArgs } from "node:util";
-import { cell, EXIT, runCli, table, UsageError } from "../cli/support";
+import { cell, EXIT, parseCommandLine, runCli, table, UsageError } from "../cli/support";
 import { queryAudit, verifyAuditChain } from "./audit_log";
 
 const USAGE = `bun run audit verify [--json]
@@ -10,26 +9,17 @@ verify walks the hash chain and names the first broken link (exit 1 when broken)
 query prints audit rows matching every filter, oldest first (default limit 100).`;
 
 await runCli(USAGE, async (services) => {
-  const { values, positionals } = (() => {
-    try {
-      return parseArgs({
-        allowPositionals: true,
-        options: {
-          order: { type: "string" },
-          entity: { type: "string" },
-          actor: { type: "string" },
-          action: { type: "string" },
-          run: { type: "string" },
-          since: { type: "string" },
-          limit: { type: "string" },
-          json: { type: "boolean" },
-          help: { type: "boolean", short: "h" },
-        },
-      });
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  })();
+  const { values, positionals } = parseCommandLine({
+    order: { type: "string" },
+    entity: { type: "string" },
+    actor: { type: "string" },
+    action: { type: "string" },
+    run: { type: "string" },
+    since: { type: "string" },
+    limit: { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
   if (values.help) {
     console.log(USAGE);
     return EXIT.ok;

@@ -1,3 +1,4 @@
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config";
 import { createLogger } from "../logger";
 import { createServices, type Services } from "../services";
@@ -55,4 +56,13 @@ export function cell(value: unknown, max = 60): string {
   if (value === null || value === undefined) return "";
   const text = typeof value === "string" ? value : JSON.stringify(value);
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** node:util parseArgs with positionals, its complaints turned into a UsageError. */
+export function parseCommandLine<O extends NonNullable<ParseArgsConfig["options"]>>(options: O) {
+  try {
+    return parseArgs({ allowPositionals: true, options, args: process.argv.slice(2) });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }

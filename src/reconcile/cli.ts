@@ -1,5 +1,4 @@
-import { parseArgs } from "node:util";
-import { cell, EXIT, runCli, table, UsageError } from "../cli/support";
+import { cell, EXIT, parseCommandLine, runCli, table, UsageError } from "../cli/support";
 import { paymentProviderFor } from "../payments/providers";
 import { JOB_NAMES, type JobName } from "./job";
 import { JOBS } from "./jobs";
@@ -19,23 +18,14 @@ that --apply could not repair (FAILED, or SKIPPED: a person must look),
 2 a run failed, 3 another instance was running the job, 64 usage error.`;
 
 await runCli(USAGE, async (services) => {
-  const { values, positionals } = (() => {
-    try {
-      return parseArgs({
-        allowPositionals: true,
-        options: {
-          "dry-run": { type: "boolean" },
-          apply: { type: "boolean" },
-          sale: { type: "string" },
-          incremental: { type: "boolean" },
-          json: { type: "boolean" },
-          help: { type: "boolean", short: "h" },
-        },
-      });
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  })();
+  const { values, positionals } = parseCommandLine({
+    "dry-run": { type: "boolean" },
+    apply: { type: "boolean" },
+    sale: { type: "string" },
+    incremental: { type: "boolean" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
   if (values.help) {
     console.log(USAGE);
     return EXIT.ok;

@@ -1,12 +1,12 @@
-import { and, eq, inArray } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
 import { ORDER_CREATED_CONSUMER } from "../../consumers/order_created/persist_orders";
 import { isDuplicateKey } from "../../db/errors";
-import { idempotencyLog, orders } from "../../db/schema";
+import { idempotencyLog } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
 import { type Reservation, releaseReservation, settleReservation } from "../../sales/reservations";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { withOrderLock } from "../order_lock";
+import { reservationFates } from "../reservation_fates";
 import { liveSales } from "../scope";
 
 const MAX_PER_SALE = 10_000;
@@ -37,25 +37,7 @@ async function sweepSale(ctx: JobContext, saleId: string) {
   if (ids.length === 0) return;
   ctx.count("expired", ids.length);
   const raw = await redis.hmget(k.reservations, ...ids);
-  const [found, logs] = await Promise.all([
-    database.db
-      .select({ id: orders.id, reason: orders.statusReason })
-      .from(orders)
-      .where(inArray(orders.id, ids)),
-    database.db
-      .select({ eventId: idempotencyLog.eventId, status: idempotencyLog.status })
-      .from(idempotencyLog)
-      .where(
-        and(
-          eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
-          inArray(idempotencyLog.eventId, ids.map(orderCreatedEventId)),
-        ),
-      ),
-  ]);
-  const persisted = new Set(found.map((o) => o.id));
-  // An OVERSOLD order never held its units in MySQL: its reservation is released, not settled.
-  const oversold = new Set(found.filter((o) => o.reason === "OVERSOLD").map((o) => o.id));
-  const logStatus = new Map(logs.map((l) => [l.eventId, l.status]));
+  const { persisted, oversold, logStatus } = await reservationFates(database.db, ids);
 
   for (const [i, orderId] of ids.entries()) {
     checkStillHeld(ctx);
@@ -116,7 +98,7 @@ async function sweepSale(ctx: JobContext, saleId: string) {
       }
       continue;
     }
-    const status = logStatus.get(orderCreatedEventId(orderId));
+    const status = logStatus(orderId);
     if (status === "DONE" || status === "PROCESSING") {
       // DONE without its order, or a claim in progress: the orders job's cases.
       ctx.count("leftToOrdersJob");

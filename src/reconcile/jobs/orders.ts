@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, eq, isNull, lt, sql } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
 import { ORDER_CREATED_CONSUMER } from "../../consumers/order_created/persist_orders";
 import { idempotencyLog, orders } from "../../db/schema";
@@ -13,6 +13,7 @@ import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { withOrderLock } from "../order_lock";
 import { replayOrderCreated } from "../replay";
+import { reservationFates } from "../reservation_fates";
 import { liveSales } from "../scope";
 
 /**
@@ -69,30 +70,12 @@ async function checkReservations(
   ctx.count("reservationsChecked", old.length);
   if (old.length === 0) return;
   const ids = old.map((r) => r.orderId);
-  const [found, logs] = await Promise.all([
-    database.db
-      .select({ id: orders.id, reason: orders.statusReason })
-      .from(orders)
-      .where(inArray(orders.id, ids)),
-    database.db
-      .select({ eventId: idempotencyLog.eventId, status: idempotencyLog.status })
-      .from(idempotencyLog)
-      .where(
-        and(
-          eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
-          inArray(idempotencyLog.eventId, ids.map(orderCreatedEventId)),
-        ),
-      ),
-  ]);
-  const persisted = new Set(found.map((o) => o.id));
-  // An OVERSOLD order never held its units in MySQL: its reservation is released, not settled.
-  const oversold = new Set(found.filter((o) => o.reason === "OVERSOLD").map((o) => o.id));
-  const logStatus = new Map(logs.map((l) => [l.eventId, l.status]));
+  const { persisted, oversold, logStatus } = await reservationFates(database.db, ids);
 
   for (const r of old) {
     checkStillHeld(ctx);
     const entity = { entityType: "reservation" as const, entityId: `${saleId}/${r.orderId}` };
-    const status = logStatus.get(orderCreatedEventId(r.orderId));
+    const status = logStatus(r.orderId);
     if (persisted.has(r.orderId)) {
       await repairUnderLock(
         ctx,

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, isNotNull, isNull, lt, sql } from "drizzle-orm";
+import { and, asc, count, eq, isNotNull, isNull, lt, type SQL, sql } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
 import { publishOutboxRows } from "../../consumers/outbox_relay";
 import { idempotencyLog, outbox } from "../../db/schema";
@@ -96,25 +96,23 @@ async function purge(ctx: JobContext) {
     ctx.count("idempotencyPurgeable", done?.n ?? 0);
     return;
   }
-  // In batches, so no purge holds locks on a big range while consumers write.
-  let sentPurged = 0;
-  for (;;) {
-    const [result] = await db.execute(
-      sql`delete from ${outbox} where ${sentWhere} limit ${PURGE_BATCH}`,
-    );
-    const n = (result as unknown as { affectedRows: number }).affectedRows;
-    sentPurged += n;
-    if (n < PURGE_BATCH) break;
-  }
-  let donePurged = 0;
-  for (;;) {
-    const [result] = await db.execute(
-      sql`delete from ${idempotencyLog} where ${doneWhere} limit ${PURGE_BATCH}`,
-    );
-    const n = (result as unknown as { affectedRows: number }).affectedRows;
-    donePurged += n;
-    if (n < PURGE_BATCH) break;
-  }
+  const sentPurged = await deleteInBatches(ctx, sql`delete from ${outbox} where ${sentWhere}`);
+  const donePurged = await deleteInBatches(
+    ctx,
+    sql`delete from ${idempotencyLog} where ${doneWhere}`,
+  );
   ctx.count("outboxPurged", sentPurged);
   ctx.count("idempotencyPurged", donePurged);
+}
+
+/** Runs a DELETE in batches, so no purge holds locks on a big range while consumers write. */
+async function deleteInBatches(ctx: JobContext, statement: SQL): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    checkStillHeld(ctx);
+    const [result] = await ctx.services.database.db.execute(sql`${statement} limit ${PURGE_BATCH}`);
+    const n = (result as unknown as { affectedRows: number }).affectedRows;
+    deleted += n;
+    if (n < PURGE_BATCH) return deleted;
+  }
 }
