@@ -9,6 +9,7 @@ import { signPayload } from "../src/payments/signature";
 import { PaymentSimulator } from "../src/payments/simulator";
 import { awaitGroupDrained } from "../src/reconcile/drain";
 import type { Component } from "../src/runtime/component";
+import { startAll, stopAll } from "./support/components";
 import { createTestContext, eventually, type TestContext } from "./support/context";
 import { adminHeaders, messageCount, openSale, orderRequest } from "./support/sales";
 
@@ -29,13 +30,10 @@ beforeAll(async () => {
     lockTtlMs: 2_000,
     orderWaitMs: 60_000,
   });
-  for (const c of [orderConsumer, paymentConsumer]) {
-    await c.start();
-    running.push(c);
-  }
+  await startAll(running, [orderConsumer, paymentConsumer]);
 }, 60_000);
 afterAll(async () => {
-  for (const c of running.reverse()) await c.stop().catch(() => {});
+  await stopAll(running);
   await ctx?.cleanup();
 });
 

@@ -22,6 +22,7 @@ import { pendingJob } from "../src/reconcile/jobs/pending";
 import { stockJob } from "../src/reconcile/jobs/stock";
 import { replayOrderCreated } from "../src/reconcile/replay";
 import type { Component } from "../src/runtime/component";
+import { startAll, stopAll } from "./support/components";
 import { createTestContext, eventually, type TestContext } from "./support/context";
 import { reconcile, reserveWithoutPublishing, summary } from "./support/reconcile";
 import { messageCount, openSale, orderRequest, readMessages, saleSnapshot } from "./support/sales";
@@ -32,16 +33,13 @@ const running: Component[] = [];
 beforeAll(async () => {
   ctx = await createTestContext(import.meta.url, { kafka: true });
   app = createApp(ctx.services);
-  for (const component of [
+  await startAll(running, [
     orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 }),
     stockReleaseConsumer(ctx.services),
-  ]) {
-    await component.start();
-    running.push(component);
-  }
+  ]);
 }, 60_000);
 afterAll(async () => {
-  for (const component of running.reverse()) await component.stop().catch(() => {});
+  await stopAll(running);
   await ctx?.cleanup();
 });
 

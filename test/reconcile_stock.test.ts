@@ -12,6 +12,7 @@ import { awaitOrderCreatedDrained } from "../src/reconcile/drain";
 import { stockJob } from "../src/reconcile/jobs/stock";
 import { runJob } from "../src/reconcile/runner";
 import type { Component } from "../src/runtime/component";
+import { startAll, stopAll } from "./support/components";
 import { createTestContext, eventually, type TestContext } from "./support/context";
 import { BUN, ROOT } from "./support/process";
 import { reconcile, summary, testSettings } from "./support/reconcile";
@@ -23,17 +24,14 @@ const running: Component[] = [];
 beforeAll(async () => {
   ctx = await createTestContext(import.meta.url, { kafka: true });
   app = createApp(ctx.services);
-  for (const component of [
+  await startAll(running, [
     orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 }),
     stockReleaseConsumer(ctx.services),
     outboxRelay(ctx.services, { idleMs: 50 }),
-  ]) {
-    await component.start();
-    running.push(component);
-  }
+  ]);
 }, 60_000);
 afterAll(async () => {
-  for (const component of running.reverse()) await component.stop().catch(() => {});
+  await stopAll(running);
   await ctx?.cleanup();
 });
 

@@ -7,6 +7,7 @@ import { orders, outbox } from "../src/db/schema";
 import { createApp } from "../src/http/app";
 import { ACKS_ALL } from "../src/kafka/client";
 import type { Component } from "../src/runtime/component";
+import { startAll, stopAll } from "./support/components";
 import { createTestContext, eventually, type TestContext } from "./support/context";
 import {
   adminHeaders,
@@ -23,17 +24,14 @@ const running: Component[] = [];
 beforeAll(async () => {
   ctx = await createTestContext(import.meta.url, { kafka: true });
   app = createApp(ctx.services);
-  for (const component of [
+  await startAll(running, [
     orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 }),
     stockReleaseConsumer(ctx.services),
     outboxRelay(ctx.services, { idleMs: 50 }),
-  ]) {
-    await component.start();
-    running.push(component);
-  }
+  ]);
 }, 60_000);
 afterAll(async () => {
-  for (const component of running.reverse()) await component.stop().catch(() => {});
+  await stopAll(running);
   await ctx?.cleanup();
 });
 
