@@ -38,8 +38,8 @@ afterAll(async () => {
 const db = () => ctx.services.database.db;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function place(saleId: string, userId: string, sku = "A", quantity = 1) {
-  return orderRequest(app, { userId, saleId, items: [{ sku, quantity }] });
+async function place(saleId: string, userId: string, sku = "A", quantity = 1, key?: string) {
+  return orderRequest(app, { userId, saleId, items: [{ sku, quantity }] }, key);
 }
 
 /** Deletes every Redis key of the sale: what a Redis restart without persistence does to it. */
@@ -165,9 +165,12 @@ describe("stock job", () => {
       skus: [{ sku: "HOT", totalStock: 30, priceCents: 100 }],
     });
     const first = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => place(sale.saleId, `early-${i}`, "HOT")),
+      Array.from({ length: 20 }, (_, i) => place(sale.saleId, `early-${i}`, "HOT", 1, `k-${i}`)),
     );
     expect(first.filter((r) => r.status === 202)).toHaveLength(20);
+    const firstIds = await Promise.all(
+      first.map(async (r) => ((await r.json()) as { orderId: string }).orderId),
+    );
     // Redis loses everything while most order_created messages are still on their way.
     expect(await wipeSale(sale.saleId)).toBeGreaterThan(0);
 
@@ -187,6 +190,12 @@ describe("stock job", () => {
     expect(rebuilt.stock).toEqual({ HOT: "10" });
     expect(Object.keys(rebuilt.userUnits)).toHaveLength(20);
 
+    // A buyer retrying a request answered before the wipe gets the same order back, not a
+    // second one (its Idempotency-Key record was rebuilt from MySQL).
+    const retry = await place(sale.saleId, "early-3", "HOT", 1, "k-3");
+    expect(retry.status).toBe(202);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(((await retry.json()) as { orderId: string }).orderId).toBe(firstIds[3]);
     // The per-user limit survived the wipe, and the rest sells exactly once.
     expect((await place(sale.saleId, "early-0", "HOT")).status).toBe(409);
     const rest = await Promise.all(

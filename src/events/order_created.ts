@@ -19,6 +19,12 @@ export const OrderCreatedEvent = z.object({
   /** Epoch ms when the reservation (and the order's payment window) ends. */
   expiresAt: z.number().int(),
   idempotencyKey: z.string(),
+  /**
+   * SHA-256 of the request (src/ingest/idempotency.ts), stored with the order so a Redis that
+   * lost its Idempotency-Key records can have them rebuilt. Absent in replays by the
+   * reconcilers, which do not know it.
+   */
+  fingerprint: z.string().length(64).optional(),
 });
 export type OrderCreatedEvent = z.infer<typeof OrderCreatedEvent>;
 

@@ -38,3 +38,38 @@ export async function storeAnswer(
 ): Promise<void> {
   await redis.hset(record, "state", "done", "status", status, "body", body);
 }
+
+/** The 202 body of an accepted order: what POST /v1/orders answers and a replay repeats. */
+export const acceptedBody = (orderId: string, expiresAt: number) =>
+  JSON.stringify({ orderId, status: "RESERVED", expiresAt: new Date(expiresAt).toISOString() });
+
+/**
+ * Writes back the record of an answered request (after Redis lost it), exactly as
+ * reserve_order.lua and storeAnswer leave it, for what remains of the key's window. A retry
+ * with the same key and body then replays the same answer instead of placing a second order.
+ * Returns false when the window is already over (nothing written).
+ */
+export async function restoreAnswer(
+  redis: RedisClient,
+  record: string,
+  answered: { fingerprint: string; orderId: string; placedAt: number; expiresAt: number },
+  keyTtlMs: number,
+): Promise<boolean> {
+  const remainingMs = answered.placedAt + keyTtlMs - Date.now();
+  if (remainingMs <= 0) return false;
+  await redis
+    .multi()
+    .hset(record, {
+      fp: answered.fingerprint,
+      state: "done",
+      orderId: answered.orderId,
+      startedAt: answered.placedAt,
+      placedAt: answered.placedAt,
+      expiresAt: answered.expiresAt,
+      status: 202,
+      body: acceptedBody(answered.orderId, answered.expiresAt),
+    })
+    .pexpire(record, remainingMs)
+    .exec();
+  return true;
+}

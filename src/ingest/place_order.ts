@@ -9,7 +9,13 @@ import {
 } from "../sales/reservations";
 import { loadSale } from "../sales/sales";
 import type { Services } from "../services";
-import { hashIdempotencyKey, requestFingerprint, STALE_AFTER_MS, storeAnswer } from "./idempotency";
+import {
+  acceptedBody,
+  hashIdempotencyKey,
+  requestFingerprint,
+  STALE_AFTER_MS,
+  storeAnswer,
+} from "./idempotency";
 
 export interface PlaceOrderRequest {
   userId: string;
@@ -50,11 +56,12 @@ export async function placeOrder(
   idempotencyKey: string,
 ): Promise<PlaceOrderAnswer> {
   const keyHash = hashIdempotencyKey(idempotencyKey);
+  const fingerprint = requestFingerprint("POST", "/v1/orders", request);
   const outcome = await reserveStock(deps.redis, deps.keys, {
     ...request,
     orderId: uuidv7(),
     keyHash,
-    fingerprint: requestFingerprint("POST", "/v1/orders", request),
+    fingerprint,
     staleAfterMs: STALE_AFTER_MS,
     keyTtlMs: deps.config.idempotencyTtlSeconds * 1000,
   });
@@ -91,6 +98,7 @@ export async function placeOrder(
           placedAt: outcome.placedAt,
           expiresAt: outcome.expiresAt,
           idempotencyKey,
+          fingerprint,
         }),
       );
     } catch (error) {
@@ -108,11 +116,7 @@ export async function placeOrder(
     }
   }
 
-  const body = JSON.stringify({
-    orderId,
-    status: "RESERVED",
-    expiresAt: new Date(outcome.expiresAt).toISOString(),
-  });
+  const body = acceptedBody(orderId, outcome.expiresAt);
   const locatorTtlMs = Math.max(outcome.expiresAt - Date.now(), 0) + 24 * 3600 * 1000;
   // Both go out in one pipeline (ioredis auto-pipelining).
   await Promise.all([

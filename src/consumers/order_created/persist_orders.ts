@@ -10,6 +10,7 @@ import {
   sales,
 } from "../../db/schema";
 import type { OrderCreatedEvent } from "../../events/order_created";
+import { hashIdempotencyKey } from "../../ingest/idempotency";
 import type { OrderStatus } from "../../orders/status";
 
 export const ORDER_CREATED_CONSUMER = "order_created";
@@ -182,6 +183,8 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
       currency,
       placedAt: new Date(event.placedAt),
       payBy: new Date(event.expiresAt),
+      idempotencyKeyHash: event.idempotencyKey ? hashIdempotencyKey(event.idempotencyKey) : null,
+      requestFingerprint: event.fingerprint ?? null,
       fenceToken: input.fence,
       createdAt: now,
       updatedAt: now,

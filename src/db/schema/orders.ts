@@ -38,6 +38,12 @@ export const orders = mysqlTable(
     placedAt: timestampMs("placed_at").notNull(),
     /** End of the payment window; an unpaid PENDING order after this expires. */
     payBy: timestampMs("pay_by").notNull(),
+    /**
+     * The request's Idempotency-Key (SHA-256, as Redis keys it) and fingerprint, so the stock
+     * reconciler can rebuild the key records a Redis wipe lost. Null for replayed orders.
+     */
+    idempotencyKeyHash: char("idempotency_key_hash", { length: 64 }),
+    requestFingerprint: char("request_fingerprint", { length: 64 }),
     /** Fencing token of the lock holder that last wrote the row; a lower token is refused. */
     fenceToken: bigint("fence_token", { mode: "number" }).notNull().default(0),
     /** Bumped by every transition; lets readers detect concurrent change cheaply. */

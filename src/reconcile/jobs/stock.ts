@@ -1,4 +1,7 @@
+import { and, eq, gt, isNotNull } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
+import { orders } from "../../db/schema";
+import { restoreAnswer } from "../../ingest/idempotency";
 import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { salesInScope } from "../scope";
@@ -181,6 +184,9 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
   // Pending releases are completed here: their units count as available and their orders get
   // the release marker, so the release events still on their way change nothing.
   const stock = sale.skus.map((s) => [s.sku, Math.max(0, s.total - s.held - s.reserved)] as const);
+  // Before the gate opens: a buyer retrying a request answered before the wipe gets the same
+  // answer again, not a second order.
+  const keysRestored = await restoreIdempotencyRecords(ctx, sale.saleId);
   await redis.rebuildGate(
     k.meta,
     k.stock,
@@ -200,6 +206,7 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
       users: users.size,
       releaseMarkers: sale.releasedOrderIds.length,
       reservationsKept: sale.reservations,
+      idempotencyKeysRestored: keysRestored,
     };
     await ctx.record(
       {
@@ -224,4 +231,47 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
       correlationId: ctx.actor,
     });
   });
+}
+
+/** Idempotency-Key records of the sale's orders still inside the key window, from MySQL. */
+async function restoreIdempotencyRecords(ctx: JobContext, saleId: string): Promise<number> {
+  const ttlMs = ctx.services.config.idempotencyTtlSeconds * 1000;
+  const answered = await ctx.services.database.db
+    .select({
+      orderId: orders.id,
+      keyHash: orders.idempotencyKeyHash,
+      fingerprint: orders.requestFingerprint,
+      placedAt: orders.placedAt,
+      payBy: orders.payBy,
+    })
+    .from(orders)
+    .where(
+      and(
+        eq(orders.saleId, saleId),
+        isNotNull(orders.idempotencyKeyHash),
+        isNotNull(orders.requestFingerprint),
+        gt(orders.placedAt, new Date(Date.now() - ttlMs)),
+      ),
+    );
+  const k = ctx.services.keys.sale(saleId);
+  let restored = 0;
+  const restore = async (a: (typeof answered)[number]) => {
+    if (!a.keyHash || !a.fingerprint) return;
+    const written = await restoreAnswer(
+      ctx.services.redis,
+      k.idempotency(a.keyHash),
+      {
+        fingerprint: a.fingerprint,
+        orderId: a.orderId,
+        placedAt: a.placedAt.getTime(),
+        expiresAt: a.payBy.getTime(),
+      },
+      ttlMs,
+    );
+    if (written) restored++;
+  };
+  for (let i = 0; i < answered.length; i += 200) {
+    await Promise.all(answered.slice(i, i + 200).map(restore));
+  }
+  return restored;
 }
