@@ -65,7 +65,7 @@ describe("POST /admin/v1/sales", () => {
     expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "7" });
   });
 
-  it("re-arming after the gate was lost starts from total minus what MySQL holds", async () => {
+  it("re-arming after the gate was lost arms it closed, from total minus what MySQL holds", async () => {
     const sale = await openSale(app, ctx.services, {
       skus: [{ sku: "A", totalStock: 10, priceCents: 1 }],
     });
@@ -81,7 +81,22 @@ describe("POST /admin/v1/sales", () => {
     expect(await stockWhileLost.json()).toMatchObject({ code: "SALE_PAUSED" });
 
     expect((await postSale(sale)).status).toBe(200);
-    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "6" });
+    const rearmed = await saleSnapshot(ctx.services, sale.saleId);
+    expect(rearmed.stock).toEqual({ A: "6" });
+    // Closed until the stock reconciler has drained order_created and rebuilt it: orders still
+    // in flight are not in `held` yet.
+    expect(rearmed.meta.gate).toBe("closed");
+    const order = await app.request("/v1/orders", {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": "rearm-1" },
+      body: JSON.stringify({
+        userId: "u",
+        saleId: sale.saleId,
+        items: [{ sku: "A", quantity: 1 }],
+      }),
+    });
+    expect(order.status).toBe(503);
+    expect(await order.json()).toMatchObject({ code: "SALE_PAUSED" });
   });
 
   it("refuses another definition under an existing id (409) and keeps the first", async () => {

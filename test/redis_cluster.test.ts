@@ -31,7 +31,20 @@ describe("Lua scripts on a Redis Cluster key layout", () => {
   it("arms, reserves, replays and releases a sale without CROSSSLOT", async () => {
     const k = keys.sale("cluster-sale");
     const now = Date.now();
-    await redis.armSale(k.meta, k.stock, now - 60_000, now + 60_000, 5, 60_000, 2, "A", 3, "B", 1);
+    await redis.armSale(
+      k.meta,
+      k.stock,
+      now - 60_000,
+      now + 60_000,
+      5,
+      60_000,
+      "open",
+      2,
+      "A",
+      3,
+      "B",
+      1,
+    );
     const order = {
       orderId: randomUUID(),
       saleId: "cluster-sale",

@@ -110,7 +110,9 @@ export async function createSale(
       `sale ${definition.saleId} exists with another definition; sales are immutable`,
     );
   }
-  await armSaleGate(stores, sale);
+  // A sale posted again whose gate Redis lost comes back closed: the stock reconciler
+  // reopens it once order_created is drained (see arm_sale.lua).
+  await armSaleGate(stores, sale, created ? "open" : "closed");
   return { created, sale };
 }
 
@@ -119,7 +121,12 @@ export async function createSale(
  * the units still available: total minus what MySQL already holds. SKUs already in Redis
  * keep their count, so re-arming never resets reserved or sold units.
  */
-export async function armSaleGate(stores: SaleStores, sale: StoredSale): Promise<number> {
+export async function armSaleGate(
+  stores: SaleStores,
+  sale: StoredSale,
+  /** The gate's state if Redis has none for the sale; an existing gate keeps its own. */
+  initialGate: "open" | "closed" = "open",
+): Promise<number> {
   const keys = stores.keys.sale(sale.saleId);
   return stores.redis.armSale(
     keys.meta,
@@ -128,6 +135,7 @@ export async function armSaleGate(stores: SaleStores, sale: StoredSale): Promise
     sale.endsAt.getTime(),
     sale.perUserLimit,
     sale.paymentWindowSeconds * 1000,
+    initialGate,
     sale.skus.length,
     ...sale.skus.flatMap((s) => [s.sku, Math.max(0, s.totalStock - s.held)]),
   );
