@@ -67,45 +67,10 @@ export async function applyPayment(
     .for("update");
   if (!order) throw new OrderNotYetPersisted(event.orderId);
 
-  let outcome: PaymentOutcome;
-  let detail: string | null = null;
-  if (event.status === "failed") {
-    outcome = "FAILED_PAYMENT";
-  } else if (event.amountCents !== order.totalCents || event.currency !== order.currency) {
-    outcome = "MISMATCH";
-    detail = `paid ${event.amountCents} ${event.currency}, order is ${order.totalCents} ${order.currency}`;
-  } else if (order.status === "PENDING") {
-    await transitionOrder(tx, {
-      orderId: event.orderId,
-      to: "PAID",
-      actor: context.actor ?? `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
-      reason: "payment succeeded",
-      eventId,
-      fence: context.fence,
-    });
-    outcome = "APPLIED";
-  } else if (order.status === "CANCELLED" || order.status === "EXPIRED") {
-    outcome = "LATE_REFUND_REQUESTED";
-    detail = `payment arrived for a ${order.status} order; refund requested`;
-    await tx.insert(outbox).values({
-      eventId: uuidv7(),
-      topic: TOPICS.refundRequested,
-      messageKey: event.orderId,
-      eventType: "REFUND_REQUESTED",
-      payload: {
-        type: "refund_requested",
-        orderId: event.orderId,
-        paymentEventId: event.eventId,
-        amountCents: event.amountCents,
-        currency: event.currency,
-        reason: `order ${order.status}`,
-      },
-    });
-  } else {
-    outcome = "ALREADY_PAID";
-    detail = `order is already ${order.status}`;
-  }
-
+  const { outcome, detail } = await settlePayment(tx, event, order, {
+    actor: context.actor ?? `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
+    fence: context.fence,
+  });
   await tx.insert(payments).values({
     eventId: event.eventId,
     orderId: event.orderId,
@@ -116,18 +81,6 @@ export async function applyPayment(
     detail,
     receivedAt: new Date(event.receivedAt),
   });
-  if (outcome !== "APPLIED" && outcome !== "FAILED_PAYMENT") {
-    await appendAudit(tx, {
-      actor: context.actor ?? `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
-      action: `PAYMENT_${outcome}`,
-      entityType: "order",
-      entityId: event.orderId,
-      before: { status: order.status, totalCents: order.totalCents, currency: order.currency },
-      after: { paidCents: event.amountCents, currency: event.currency, outcome },
-      ...(detail ? { reason: detail } : {}),
-      correlationId: eventId,
-    });
-  }
   await tx.insert(idempotencyLog).values({
     consumer: PAYMENT_COMPLETED_CONSUMER,
     eventId,
@@ -140,5 +93,140 @@ export async function applyPayment(
     kafkaOffset: Number(context.offset),
     fenceToken: context.fence,
   });
+  return outcome;
+}
+
+type PaymentFacts = Pick<
+  PaymentCompletedEvent,
+  "eventId" | "orderId" | "status" | "amountCents" | "currency"
+>;
+
+/**
+ * What a payment does to its order (the decision table in applyPayment's comment), in the
+ * caller's transaction: the transition to PAID, or the refund request for an order that can
+ * no longer take it, and the audit row of every flagged outcome. `order` null: the order was
+ * never created (its order_created was refused or its reservation released): refund.
+ * The caller records the payments row with the outcome.
+ */
+export async function settlePayment(
+  tx: Tx,
+  event: PaymentFacts,
+  order: { status: string; totalCents: number; currency: string } | null,
+  by: { actor: string; fence: number },
+): Promise<{ outcome: PaymentOutcome; detail: string | null }> {
+  const eventId = paymentEventId(event.eventId);
+  let outcome: PaymentOutcome;
+  let detail: string | null = null;
+  if (event.status === "failed") {
+    outcome = "FAILED_PAYMENT";
+  } else if (!order) {
+    outcome = "LATE_REFUND_REQUESTED";
+    detail = "payment for an order that was never created; refund requested";
+  } else if (event.amountCents !== order.totalCents || event.currency !== order.currency) {
+    outcome = "MISMATCH";
+    detail = `paid ${event.amountCents} ${event.currency}, order is ${order.totalCents} ${order.currency}`;
+  } else if (order.status === "PENDING") {
+    await transitionOrder(tx, {
+      orderId: event.orderId,
+      to: "PAID",
+      actor: by.actor,
+      reason: "payment succeeded",
+      eventId,
+      fence: by.fence,
+    });
+    outcome = "APPLIED";
+  } else if (order.status === "CANCELLED" || order.status === "EXPIRED") {
+    outcome = "LATE_REFUND_REQUESTED";
+    detail = `payment arrived for a ${order.status} order; refund requested`;
+  } else {
+    outcome = "ALREADY_PAID";
+    detail = `order is already ${order.status}`;
+  }
+  if (outcome === "LATE_REFUND_REQUESTED") {
+    await tx.insert(outbox).values({
+      eventId: uuidv7(),
+      topic: TOPICS.refundRequested,
+      messageKey: event.orderId,
+      eventType: "REFUND_REQUESTED",
+      payload: {
+        type: "refund_requested",
+        orderId: event.orderId,
+        paymentEventId: event.eventId,
+        amountCents: event.amountCents,
+        currency: event.currency,
+        reason: order ? `order ${order.status}` : "order never created",
+      },
+    });
+  }
+  if (outcome !== "APPLIED" && outcome !== "FAILED_PAYMENT") {
+    await appendAudit(tx, {
+      actor: by.actor,
+      action: `PAYMENT_${outcome}`,
+      entityType: "order",
+      entityId: event.orderId,
+      before: order
+        ? { status: order.status, totalCents: order.totalCents, currency: order.currency }
+        : { order: null },
+      after: { paidCents: event.amountCents, currency: event.currency, outcome },
+      ...(detail ? { reason: detail } : {}),
+      correlationId: eventId,
+    });
+  }
+  return { outcome, detail };
+}
+
+/**
+ * Records a payment whose order is not in MySQL after the consumer waited for it: the payments
+ * row (AWAITING_ORDER) and the DONE log row, so the partition moves on and a redelivery is a
+ * no-op. The pending job finishes it (applyParkedPayment).
+ */
+export async function parkPayment(
+  tx: Tx,
+  event: PaymentCompletedEvent,
+  context: { payloadHash: string; topic: string; partition: number; offset: string },
+  waitedMs: number,
+): Promise<void> {
+  await tx.insert(payments).values({
+    eventId: event.eventId,
+    orderId: event.orderId,
+    status: event.status,
+    amountCents: event.amountCents,
+    currency: event.currency,
+    outcome: "AWAITING_ORDER",
+    detail: `order not in MySQL after ${Math.round(waitedMs / 1000)} s`,
+    receivedAt: new Date(event.receivedAt),
+  });
+  await tx.insert(idempotencyLog).values({
+    consumer: PAYMENT_COMPLETED_CONSUMER,
+    eventId: paymentEventId(event.eventId),
+    status: "DONE",
+    payloadHash: context.payloadHash,
+    attempts: 1,
+    orderId: event.orderId,
+    topic: context.topic,
+    kafkaPartition: context.partition,
+    kafkaOffset: Number(context.offset),
+  });
+}
+
+/**
+ * Finishes a parked payment in the caller's transaction: applies it now that its order exists
+ * (`order`), or refunds it when the order will never exist (`order` null). Updates the payments
+ * row's outcome; returns it, or undefined when the row is no longer AWAITING_ORDER.
+ */
+export async function applyParkedPayment(
+  tx: Tx,
+  payment: PaymentFacts,
+  order: { status: string; totalCents: number; currency: string } | null,
+  by: { actor: string; fence: number },
+): Promise<PaymentOutcome | undefined> {
+  const [row] = await tx
+    .select({ outcome: payments.outcome })
+    .from(payments)
+    .where(eq(payments.eventId, payment.eventId))
+    .for("update");
+  if (row?.outcome !== "AWAITING_ORDER") return undefined;
+  const { outcome, detail } = await settlePayment(tx, payment, order, by);
+  await tx.update(payments).set({ outcome, detail }).where(eq(payments.eventId, payment.eventId));
   return outcome;
 }

@@ -7,11 +7,16 @@ import { DistributedLock, LockLostError } from "../../lock/distributed_lock";
 import type { Component } from "../../runtime/component";
 import type { Services } from "../../services";
 import { deadLetterAndRecord } from "../dead_letter";
-import { applyPayment, OrderNotYetPersisted, PAYMENT_COMPLETED_CONSUMER } from "./apply_payment";
+import {
+  applyPayment,
+  OrderNotYetPersisted,
+  PAYMENT_COMPLETED_CONSUMER,
+  parkPayment,
+} from "./apply_payment";
 
 export interface PaymentConsumerOptions {
   lockTtlMs?: number;
-  /** How long a payment waits for its order to be persisted before it is dead-lettered. */
+  /** How long a payment waits for its order to be persisted before it is parked. */
   orderWaitMs?: number;
   groupId?: string;
 }
@@ -24,7 +29,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * (applyPayment: idempotency log, payment record, state transition or compensation) that does
  * not commit if the lock was lost → commit the offset. A payment whose order is not persisted
  * yet is retried with backoff (the partition waits; the order arrives through order_created)
- * for up to `orderWaitMs`, then dead-lettered with a FAILED log row, never silently dropped.
+ * for up to `orderWaitMs`, then parked (payments row AWAITING_ORDER) for the pending job to
+ * apply once the order exists, or refund once it never can: never dropped.
  */
 export function paymentCompletedConsumer(
   services: Services,
@@ -95,7 +101,22 @@ export function paymentCompletedConsumer(
         }
       } catch (error) {
         if (error instanceof OrderNotYetPersisted && Date.now() - started > orderWaitMs) {
-          await failed(message, partition, `order ${event.orderId} never arrived`, event.orderId);
+          // Not dead-lettered (that would lose a payment the buyer made): parked, and the
+          // partition moves on. The pending job applies or refunds it.
+          await services.database.db.transaction((tx) =>
+            parkPayment(
+              tx,
+              event,
+              {
+                payloadHash: createHash("sha256").update(raw).digest("hex"),
+                topic,
+                partition,
+                offset: message.offset,
+              },
+              Date.now() - started,
+            ),
+          );
+          log.warn({ orderId: event.orderId }, "payment parked: its order is not in MySQL yet");
           return;
         }
         if (!(error instanceof OrderNotYetPersisted))

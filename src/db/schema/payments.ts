@@ -7,13 +7,19 @@ export const PAYMENT_OUTCOMES = [
   "MISMATCH",
   "ALREADY_PAID",
   "LATE_REFUND_REQUESTED",
+  /**
+   * Its order was not in MySQL after the consumer's wait: recorded and parked (the partition
+   * moves on); the pending job applies it once the order exists, or refunds it once the order
+   * can no longer exist. Replaced by the final outcome then.
+   */
+  "AWAITING_ORDER",
 ] as const;
 export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
 
 /**
  * Every payment callback the payment_completed consumer processed, keyed by the provider's
  * event id, with what it did about it. Flagged outcomes (MISMATCH, ALREADY_PAID,
- * LATE_REFUND_REQUESTED) are where a person or a reconciler looks.
+ * LATE_REFUND_REQUESTED, AWAITING_ORDER) are where a person or a reconciler looks.
  */
 export const payments = mysqlTable(
   "payments",

@@ -1,12 +1,13 @@
 import { createHash } from "node:crypto";
 import { and, asc, eq, lt } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
-import { applyPayment } from "../../consumers/payment_completed/apply_payment";
-import { orders } from "../../db/schema";
+import { applyParkedPayment, applyPayment } from "../../consumers/payment_completed/apply_payment";
+import { orders, payments } from "../../db/schema";
 import { transitionOrder } from "../../orders/state_machine";
 import type { ProviderPayment } from "../../payments/provider";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { withOrderLock } from "../order_lock";
+import { reservationFates } from "../reservation_fates";
 
 const MAX_PER_RUN = 5_000;
 
@@ -17,11 +18,17 @@ const MAX_PER_RUN = 5_000;
  *   applyPayment, keyed by the provider's event id, so a callback arriving later is a no-op);
  * - paid, for another amount → reported; a person decides;
  * - not paid → EXPIRED through the state machine; its units go back through the outbox.
+ * Before that, payments the consumer parked (AWAITING_ORDER: their order was not in MySQL
+ * after its wait) are applied once their order exists, or refunded once it never can (its
+ * order_created is logged FAILED: refused, or its reservation released).
  */
 export const pendingJob: ReconcileJob = {
   name: "pending",
   summary: "PENDING orders past their payment window: PAID or EXPIRED per the provider",
   async run(ctx) {
+    // First: payments parked while their order was on its way; one may belong to an order
+    // that is about to be judged unpaid below.
+    await finishParkedPayments(ctx);
     const { db } = ctx.services.database;
     const cutoff = new Date(Date.now() - ctx.settings.pendingGraceMs);
     const due = await db
@@ -162,4 +169,88 @@ async function settleOrder(
       action: "SKIPPED",
       detail: "the order is locked (being processed); next run",
     });
+}
+
+async function finishParkedPayments(ctx: JobContext) {
+  const { db } = ctx.services.database;
+  const parked = await db
+    .select()
+    .from(payments)
+    .where(eq(payments.outcome, "AWAITING_ORDER"))
+    .orderBy(asc(payments.receivedAt))
+    .limit(MAX_PER_RUN);
+  for (const payment of parked) {
+    checkStillHeld(ctx);
+    const [order] = await db
+      .select({ id: orders.id })
+      .from(orders)
+      .where(eq(orders.id, payment.orderId));
+    const { logStatus } = await reservationFates(db, [payment.orderId]);
+    const never = !order && logStatus(payment.orderId) === "FAILED";
+    if (!order && !never) {
+      ctx.count("parkedStillWaiting"); // its order_created is still on the way
+      continue;
+    }
+    const finding = {
+      kind: "payment_parked",
+      entityType: "order" as const,
+      entityId: payment.orderId,
+      expected: { outcome: order ? "applied to its order" : "refunded" },
+      actual: { outcome: "AWAITING_ORDER", paymentEventId: payment.eventId },
+      detail: order
+        ? "a payment parked while its order was on the way; the order exists now"
+        : "a payment parked for an order that will never exist (order_created FAILED)",
+    };
+    if (!ctx.apply) {
+      await ctx.record({ ...finding, action: "NONE" });
+      continue;
+    }
+    const got = await withOrderLock(ctx, payment.orderId, async (lock) => {
+      await db.transaction(async (tx) => {
+        const [current] = await tx
+          .select({
+            status: orders.status,
+            totalCents: orders.totalCents,
+            currency: orders.currency,
+          })
+          .from(orders)
+          .where(eq(orders.id, payment.orderId))
+          .for("update");
+        const outcome = await applyParkedPayment(
+          tx,
+          {
+            eventId: payment.eventId,
+            orderId: payment.orderId,
+            status: payment.status as "succeeded" | "failed",
+            amountCents: payment.amountCents,
+            currency: payment.currency,
+          },
+          current ?? null,
+          { actor: ctx.actor, fence: lock.fence },
+        );
+        if (!outcome) return; // finished by someone else meanwhile
+        await ctx.record(
+          { ...finding, action: "REPAIRED", detail: `${finding.detail}: ${outcome}` },
+          tx,
+        );
+        await appendAudit(tx, {
+          actor: ctx.actor,
+          action: "PARKED_PAYMENT_FINISHED",
+          entityType: "order",
+          entityId: payment.orderId,
+          before: { outcome: "AWAITING_ORDER" },
+          after: { outcome },
+          reason: finding.detail,
+          runId: ctx.runId,
+          correlationId: `payment:${payment.eventId}`,
+        });
+      });
+    });
+    if (!got)
+      await ctx.record({
+        ...finding,
+        action: "SKIPPED",
+        detail: "the order is locked (being processed); next run",
+      });
+  }
 }
