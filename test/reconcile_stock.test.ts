@@ -11,6 +11,7 @@ import { RecordedPaymentsProvider } from "../src/payments/providers";
 import { awaitOrderCreatedDrained } from "../src/reconcile/drain";
 import { stockJob } from "../src/reconcile/jobs/stock";
 import { runJob } from "../src/reconcile/runner";
+import { unlinkMatching } from "../src/redis/client";
 import type { Component } from "../src/runtime/component";
 import { startAll, stopAll } from "./support/components";
 import { createTestContext, eventually, type TestContext } from "./support/context";
@@ -44,11 +45,7 @@ async function place(saleId: string, userId: string, sku = "A", quantity = 1, ke
 
 /** Deletes every Redis key of the sale: what a Redis restart without persistence does to it. */
 async function wipeSale(saleId: string) {
-  const k = ctx.services.keys.sale(saleId);
-  const pattern = `${k.meta.slice(0, k.meta.lastIndexOf(":"))}*`;
-  const keys = await ctx.services.redis.keys(pattern);
-  if (keys.length > 0) await ctx.services.redis.del(...keys);
-  return keys.length;
+  return unlinkMatching(ctx.services.redis, ctx.services.keys.sale(saleId).pattern);
 }
 
 async function heldInMySql(saleId: string) {

@@ -33,6 +33,7 @@ import { encodeOrderCreated, type OrderCreatedEvent } from "../../src/events/ord
 import { ACKS_ALL, createConsumer } from "../../src/kafka/client";
 import { provisionTopics } from "../../src/kafka/topics";
 import { createLogger } from "../../src/logger";
+import { unlinkMatching } from "../../src/redis/client";
 import { createServices } from "../../src/services";
 
 const { values } = parseArgs({
@@ -268,12 +269,7 @@ try {
   await admin.disconnect();
   const { Redis } = await import("ioredis");
   const redis = new Redis(config.redis.url);
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 1000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  await unlinkMatching(redis, `${namespace}:*`);
   redis.disconnect();
 }
 process.exit(0);

@@ -20,6 +20,7 @@ import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import mysql from "mysql2/promise";
 import { migrateDatabase } from "../../src/db/migrate";
+import { unlinkMatching } from "../../src/redis/client";
 
 const { values } = parseArgs({
   options: {
@@ -324,12 +325,7 @@ async function cleanup() {
   await conn.query(`DROP DATABASE IF EXISTS \`${DB_NAME}\``);
   await conn.end();
   const redis = new Redis("redis://127.0.0.1:6379/0");
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${NAMESPACE}:*`, "COUNT", 1000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  await unlinkMatching(redis, `${NAMESPACE}:*`);
   redis.disconnect();
   const admin = new Kafka({ brokers: ["127.0.0.1:9092"], logLevel: logLevel.NOTHING }).admin();
   await admin.connect();

@@ -38,6 +38,7 @@ import { RecordedPaymentsProvider } from "../../src/payments/providers";
 import { stockJob } from "../../src/reconcile/jobs/stock";
 import { type RunReport, runJob } from "../../src/reconcile/runner";
 import { reconcileSettings } from "../../src/reconcile/settings";
+import { unlinkMatching } from "../../src/redis/client";
 import { createServices, type Services } from "../../src/services";
 
 const { values } = parseArgs({
@@ -794,12 +795,7 @@ async function dropAll() {
   await conn.end();
   const { Redis } = await import("ioredis");
   const redis = new Redis(config.redis.url);
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 1000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  await unlinkMatching(redis, `${namespace}:*`);
   redis.disconnect();
 }
 

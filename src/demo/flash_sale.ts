@@ -18,6 +18,7 @@ import { createLogger } from "../logger";
 import { signPayload } from "../payments/signature";
 import { PaymentSimulator } from "../payments/simulator";
 import { observeSales, type SkuBalance } from "../reconcile/stock_ledger";
+import { unlinkMatching } from "../redis/client";
 import { createServices, type Services } from "../services";
 import { ServiceProcess } from "./processes";
 import { seededRandom } from "./random";
@@ -252,11 +253,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const disrupt = async () => {
       // Midway: a consumer crashes (SIGKILL) and comes back; Redis loses the sale.
       await consumers[0]?.kill();
-      const k = services.keys.sale(saleId);
-      const wiped = await services.redis.keys(`${k.meta.slice(0, k.meta.lastIndexOf(":"))}*`);
-      if (wiped.length > 0) await services.redis.del(...wiped);
+      const wiped = await unlinkMatching(services.redis, services.keys.sale(saleId).pattern);
       consumers[0]?.start();
-      disruptions = `consumer-1 SIGKILLed and restarted; Redis lost ${wiped.length} keys of the sale`;
+      disruptions = `consumer-1 SIGKILLed and restarted; Redis lost ${wiped} keys of the sale`;
     };
     const ticker = setInterval(
       () =>
@@ -486,18 +485,7 @@ async function books(services: Services, saleId: string, acceptedIds: string[]) 
 
 async function dropEverything(services: Services, namespace: string) {
   await services.database.pool.query(`DROP DATABASE IF EXISTS \`fs_${namespace}\``);
-  let cursor = "0";
-  do {
-    const [next, keys] = await services.redis.scan(
-      cursor,
-      "MATCH",
-      `${namespace}:*`,
-      "COUNT",
-      1000,
-    );
-    if (keys.length > 0) await services.redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== "0");
+  await unlinkMatching(services.redis, `${namespace}:*`);
   const topics = (await services.admin.listTopics()).filter((t) => t.startsWith(`${namespace}.`));
   if (topics.length > 0)
     await services.admin.deleteTopics({ topics, timeout: 10_000 }).catch(() => {});

@@ -25,15 +25,11 @@ export async function* salesInScope(ctx: JobContext): AsyncGenerator<string[]> {
       // A few seconds of overlap: a transaction that committed just before the previous run
       // started may carry an updated_at from before that instant.
       const since = new Date(previous.startedAt.getTime() - 5_000);
-      const live = await db
-        .select({ id: sales.id })
-        .from(sales)
-        .where(gt(sales.endsAt, new Date(Date.now() - ctx.settings.liveSaleWindowMs)));
       const changed = await db
         .selectDistinct({ id: orders.saleId })
         .from(orders)
         .where(gte(orders.updatedAt, since));
-      const ids = [...new Set([...live, ...changed].map((r) => r.id))].sort();
+      const ids = [...new Set([...(await liveSales(ctx)), ...changed.map((r) => r.id)])].sort();
       ctx.count("salesInScope", ids.length);
       for (let i = 0; i < ids.length; i += PAGE) yield ids.slice(i, i + PAGE);
       return;

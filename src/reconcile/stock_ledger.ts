@@ -1,6 +1,6 @@
-import { eq, inArray, sql } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import type { Tx } from "../db/client";
-import { orders, saleSkus, sales } from "../db/schema";
+import { orders, saleSkus } from "../db/schema";
 import type { Reservation } from "../sales/reservations";
 import type { Services } from "../services";
 
@@ -262,9 +262,4 @@ export async function heldUnitsByUser(services: Services, saleId: string) {
         group by o.user_id`,
   )) as unknown as [Row[]];
   return new Map(result.map((r) => [String(r.userId), Number(r.units)]));
-}
-
-export async function loadSaleRules(services: Services, saleId: string) {
-  const [sale] = await services.database.db.select().from(sales).where(eq(sales.id, saleId));
-  return sale;
 }

@@ -19,3 +19,19 @@ export function createRedis(url: string, options: { name?: string } = {}): Redis
   defineScripts(redis);
   return redis;
 }
+
+/**
+ * Deletes every key matching a glob pattern (SCAN + UNLINK, never KEYS: it does not block
+ * Redis). Used to drop a namespace (tests, benches, the demo) and, by the demo and tests, to
+ * wipe one sale as a Redis restart without persistence would. Returns how many went.
+ */
+export async function unlinkMatching(redis: Redis, pattern: string): Promise<number> {
+  let cursor = "0";
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  return deleted;
+}

@@ -23,6 +23,8 @@ export interface SaleKeys {
    * client's key is hashed: any characters, bounded length, no stray hash-tag braces.
    */
   idempotency(keyHash: string): string;
+  /** Glob matching every key of the sale (for SCAN). */
+  pattern: string;
 }
 
 export interface RedisKeys {
@@ -50,6 +52,7 @@ export function redisKeys(namespace: string): RedisKeys {
         expiries: `${tag}:expiries`,
         released: `${tag}:released`,
         idempotency: (keyHash) => `${tag}:idem:${keyHash}`,
+        pattern: `${tag}:*`,
       };
     },
     orderLocator: (orderId) => `${namespace}:order:{${orderId}}`,

@@ -7,6 +7,7 @@ import { type Config, loadConfig } from "../../src/config";
 import { migrateDatabase } from "../../src/db/migrate";
 import { provisionTopics } from "../../src/kafka/topics";
 import { createLogger } from "../../src/logger";
+import { unlinkMatching } from "../../src/redis/client";
 import { createServices, type Services } from "../../src/services";
 import { resolveStores, type StoreEndpoints } from "./stores";
 
@@ -84,12 +85,7 @@ async function dropNamespace(endpoints: StoreEndpoints, namespace: string, datab
 
   const redis = new Redis(endpoints.redisUrl, { maxRetriesPerRequest: 1 });
   try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 1000);
-      if (keys.length > 0) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== "0");
+    await unlinkMatching(redis, `${namespace}:*`);
   } finally {
     redis.disconnect();
   }

@@ -81,9 +81,25 @@ export async function applyPayment(
     detail,
     receivedAt: new Date(event.receivedAt),
   });
+  await logDone(tx, event, context);
+  return outcome;
+}
+
+/** The payment event's DONE row: written with its effect, so a redelivery changes nothing. */
+async function logDone(
+  tx: Tx,
+  event: PaymentCompletedEvent,
+  context: {
+    payloadHash: string;
+    topic: string;
+    partition: number;
+    offset: string;
+    fence?: number;
+  },
+) {
   await tx.insert(idempotencyLog).values({
     consumer: PAYMENT_COMPLETED_CONSUMER,
-    eventId,
+    eventId: paymentEventId(event.eventId),
     status: "DONE",
     payloadHash: context.payloadHash,
     attempts: 1,
@@ -91,9 +107,8 @@ export async function applyPayment(
     topic: context.topic,
     kafkaPartition: context.partition,
     kafkaOffset: Number(context.offset),
-    fenceToken: context.fence,
+    fenceToken: context.fence ?? null,
   });
-  return outcome;
 }
 
 type PaymentFacts = Pick<
@@ -196,17 +211,7 @@ export async function parkPayment(
     detail: `order not in MySQL after ${Math.round(waitedMs / 1000)} s`,
     receivedAt: new Date(event.receivedAt),
   });
-  await tx.insert(idempotencyLog).values({
-    consumer: PAYMENT_COMPLETED_CONSUMER,
-    eventId: paymentEventId(event.eventId),
-    status: "DONE",
-    payloadHash: context.payloadHash,
-    attempts: 1,
-    orderId: event.orderId,
-    topic: context.topic,
-    kafkaPartition: context.partition,
-    kafkaOffset: Number(context.offset),
-  });
+  await logDone(tx, event, context);
 }
 
 /**

@@ -6,7 +6,10 @@ export type RunMode = (typeof RUN_MODES)[number];
 export const RUN_STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "ABANDONED"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-/** One execution of a reconcile job. A RUNNING row whose heartbeat stopped is marked ABANDONED. */
+/**
+ * One execution of a reconcile job. The next run of the job (holding its singleton lock) marks
+ * any run still RUNNING as ABANDONED; heartbeat_at shows when such a run was last alive.
+ */
 export const reconcileRuns = mysqlTable(
   "reconcile_runs",
   {

@@ -123,10 +123,14 @@ async function sweepSale(ctx: JobContext, saleId: string) {
       continue;
     }
     const got = await withOrderLock(ctx, orderId, async () => {
+      // FAILED already: an earlier run (or the consumer) settled its fate; only the Redis
+      // release may be left. Else the FAILED row is written here, with the audit row.
+      const detail =
+        status === undefined ? finding.detail : `${finding.detail} (finishing an earlier release)`;
       let becameOrder = false;
-      if (status === undefined) {
-        try {
-          await database.db.transaction(async (tx) => {
+      try {
+        await database.db.transaction(async (tx) => {
+          if (status === undefined) {
             await tx.insert(idempotencyLog).values({
               consumer: ORDER_CREATED_CONSUMER,
               eventId: orderCreatedEventId(orderId),
@@ -136,27 +140,7 @@ async function sweepSale(ctx: JobContext, saleId: string) {
               orderId,
               lastError: `reservation expired at ${new Date(r.expiresAt).toISOString()} before its order reached MySQL; released by ${ctx.actor}`,
             });
-            await ctx.record({ ...finding, action: "REPAIRED" }, tx);
-            await appendAudit(tx, {
-              actor: ctx.actor,
-              action: "RESERVATION_RELEASED",
-              entityType: "reservation",
-              entityId: entity.entityId,
-              before: finding.actual,
-              after: { reservation: null, units: "returned to the gate" },
-              reason: finding.detail,
-              runId: ctx.runId,
-              correlationId: orderCreatedEventId(orderId),
-            });
-          });
-        } catch (error) {
-          if (!isDuplicateKey(error)) throw error;
-          becameOrder = true; // the consumer wrote its log row first: it owns this order now
-        }
-      } else {
-        // FAILED already: an earlier run (or the consumer) settled its fate; finish the release.
-        await database.db.transaction(async (tx) => {
-          const detail = `${finding.detail} (finishing an earlier release)`;
+          }
           await ctx.record({ ...finding, action: "REPAIRED", detail }, tx);
           await appendAudit(tx, {
             actor: ctx.actor,
@@ -170,6 +154,9 @@ async function sweepSale(ctx: JobContext, saleId: string) {
             correlationId: orderCreatedEventId(orderId),
           });
         });
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+        becameOrder = true; // the consumer wrote its log row first: it owns this order now
       }
       if (!becameOrder) await releaseReservation(redis, keys, saleId, orderId);
     });

@@ -2,12 +2,12 @@ import { and, eq, gt, isNotNull } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
 import { orders } from "../../db/schema";
 import { restoreAnswer } from "../../ingest/idempotency";
+import { loadSale } from "../../sales/sales";
 import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { salesInScope } from "../scope";
 import {
   heldUnitsByUser,
-  loadSaleRules,
   observeSales,
   type SaleObservation,
   type SkuBalance,
@@ -149,7 +149,7 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
     await ctx.record({ ...entity, action: "NONE", actual: { gate: observed.gate } });
     return;
   }
-  const rules = await loadSaleRules(ctx.services, observed.saleId);
+  const rules = await loadSale(ctx.services.database.db, observed.saleId);
   if (!rules) return;
   const k = ctx.services.keys.sale(observed.saleId);
   const { redis } = ctx.services;
