@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../src/http/app";
-import { hashIdempotencyKey } from "../src/ingest/idempotency";
+import { hashIdempotencyKey } from "../src/orders/idempotency_keys";
 import { createTestContext, type TestContext } from "./support/context";
 import { createPrivateKafka, type PrivateKafka } from "./support/private_kafka";
 import { messageCount, openSale, orderRequest, saleSnapshot } from "./support/sales";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../src/http/app";
-import { hashIdempotencyKey, requestFingerprint } from "../src/ingest/idempotency";
+import { hashIdempotencyKey, requestFingerprint } from "../src/orders/idempotency_keys";
 import { releaseReservation, reserveStock } from "../src/sales/reservations";
 import { createTestContext, type TestContext } from "./support/context";
 import { messageCount, openSale, orderRequest, readMessages, saleSnapshot } from "./support/sales";

@@ -1,7 +1,7 @@
 import { eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyAuditChain } from "../src/audit/audit_log";
-import { orderCreatedConsumer } from "../src/consumers/order_created/consumer";
+import { orderCreatedConsumer } from "../src/consumers/order_created";
 import { auditLog, idempotencyLog, orderItems, orders, saleSkus } from "../src/db/schema";
 import { encodeOrderCreated } from "../src/events/order_created";
 import { createApp } from "../src/http/app";

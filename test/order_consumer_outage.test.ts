@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orderCreatedConsumer } from "../src/consumers/order_created/consumer";
+import { orderCreatedConsumer } from "../src/consumers/order_created";
 import { idempotencyLog, orders } from "../src/db/schema";
 import { createApp } from "../src/http/app";
 import { createLogger } from "../src/logger";

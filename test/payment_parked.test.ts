@@ -1,7 +1,7 @@
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orderCreatedConsumer } from "../src/consumers/order_created/consumer";
-import { paymentCompletedConsumer } from "../src/consumers/payment_completed/consumer";
+import { orderCreatedConsumer } from "../src/consumers/order_created";
+import { paymentCompletedConsumer } from "../src/consumers/payment_completed";
 import { orders, outbox, payments } from "../src/db/schema";
 import { createApp } from "../src/http/app";
 import { PaymentSimulator } from "../src/payments/simulator";

@@ -1,8 +1,7 @@
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orderCreatedConsumer } from "../src/consumers/order_created/consumer";
-import { relayOnce } from "../src/consumers/outbox_relay";
-import { stockReleaseConsumer } from "../src/consumers/stock_release/consumer";
+import { orderCreatedConsumer } from "../src/consumers/order_created";
+import { stockReleaseConsumer } from "../src/consumers/stock_release";
 import {
   auditLog,
   idempotencyLog,
@@ -13,6 +12,7 @@ import {
 } from "../src/db/schema";
 import { orderCreatedEventId } from "../src/events/order_created";
 import { createApp } from "../src/http/app";
+import { relayOnce } from "../src/outbox/publish";
 import { PaymentSimulator } from "../src/payments/simulator";
 import { awaitOrderCreatedDrained } from "../src/reconcile/drain";
 import { expiryJob } from "../src/reconcile/jobs/expiry";

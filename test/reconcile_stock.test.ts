@@ -1,12 +1,12 @@
 import { spawnSync } from "node:child_process";
 import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orderCreatedConsumer } from "../src/consumers/order_created/consumer";
-import { outboxRelay } from "../src/consumers/outbox_relay";
-import { stockReleaseConsumer } from "../src/consumers/stock_release/consumer";
+import { orderCreatedConsumer } from "../src/consumers/order_created";
+import { stockReleaseConsumer } from "../src/consumers/stock_release";
 import { auditLog, orders, reconcileFindings, reconcileRuns, saleSkus } from "../src/db/schema";
 import { createApp } from "../src/http/app";
 import { DistributedLock } from "../src/lock/distributed_lock";
+import { outboxRelay } from "../src/outbox/relay";
 import { RecordedPaymentsProvider } from "../src/payments/providers";
 import { awaitOrderCreatedDrained } from "../src/reconcile/drain";
 import { stockJob } from "../src/reconcile/jobs/stock";

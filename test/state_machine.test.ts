@@ -11,11 +11,11 @@ import {
   sales,
 } from "../src/db/schema";
 import { AppError } from "../src/errors";
+import type { OrderStatusChangedEvent } from "../src/events/order_status_changed";
 import { createApp } from "../src/http/app";
 import {
   releasesStock,
   StaleFenceError,
-  type StatusChangedEvent,
   TRANSITIONS,
   transitionOrder,
 } from "../src/orders/state_machine";
@@ -117,7 +117,7 @@ describe("order state machine", () => {
         after.history.map((h) => [h.fromStatus, h.toStatus, h.actor, h.reason, h.eventId]),
       ).toEqual([[from, to, "test", "because", "evt-1"]]);
       expect(after.events).toHaveLength(1);
-      const event = after.events[0]?.payload as unknown as StatusChangedEvent;
+      const event = after.events[0]?.payload as unknown as OrderStatusChangedEvent;
       expect(after.events[0]?.eventType).toBe(`ORDER_${to}`);
       expect(after.events[0]?.sentAt).toBeNull();
       expect(event).toMatchObject({

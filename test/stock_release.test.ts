@@ -1,11 +1,12 @@
 import { eq, isNull } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orderCreatedConsumer } from "../src/consumers/order_created/consumer";
-import { outboxRelay, relayOnce } from "../src/consumers/outbox_relay";
-import { stockReleaseConsumer } from "../src/consumers/stock_release/consumer";
+import { orderCreatedConsumer } from "../src/consumers/order_created";
+import { stockReleaseConsumer } from "../src/consumers/stock_release";
 import { orders, outbox } from "../src/db/schema";
 import { createApp } from "../src/http/app";
 import { ACKS_ALL } from "../src/kafka/client";
+import { relayOnce } from "../src/outbox/publish";
+import { outboxRelay } from "../src/outbox/relay";
 import type { Component } from "../src/runtime/component";
 import { startAll, stopAll } from "./support/components";
 import { createTestContext, eventually, type TestContext } from "./support/context";

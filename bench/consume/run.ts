@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { and, eq, sql } from "drizzle-orm";
 import mysql from "mysql2/promise";
 import { loadConfig } from "../../src/config";
-import { orderCreatedConsumer } from "../../src/consumers/order_created/consumer";
+import { orderCreatedConsumer } from "../../src/consumers/order_created";
 import { migrateDatabase } from "../../src/db/migrate";
 import {
   idempotencyLog,

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { count, eq, sql } from "drizzle-orm";
 import { verifyAuditChain } from "../audit/audit_log";
 import { type Config, loadConfig } from "../config";
@@ -46,8 +47,6 @@ export interface DemoResult {
   text: string;
   failures: string[];
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The whole system doing its job: a real API, two consumer processes, a relay and a scheduler

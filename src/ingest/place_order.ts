@@ -2,6 +2,13 @@ import { v7 as uuidv7 } from "uuid";
 import { AppError } from "../errors";
 import { encodeOrderCreated } from "../events/order_created";
 import {
+  acceptedBody,
+  hashIdempotencyKey,
+  requestFingerprint,
+  STALE_AFTER_MS,
+  storeAnswer,
+} from "../orders/idempotency_keys";
+import {
   type OrderItem,
   type Rejection,
   releaseReservation,
@@ -9,13 +16,6 @@ import {
 } from "../sales/reservations";
 import { loadSale } from "../sales/sales";
 import type { Services } from "../services";
-import {
-  acceptedBody,
-  hashIdempotencyKey,
-  requestFingerprint,
-  STALE_AFTER_MS,
-  storeAnswer,
-} from "./idempotency";
 
 export interface PlaceOrderRequest {
   userId: string;

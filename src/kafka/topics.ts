@@ -28,6 +28,14 @@ export function topicNames(namespace: string): TopicNames {
   return { ...names, deadLetter, all: () => [...main, ...main.map(deadLetter)] };
 }
 
+/**
+ * Consumer names. Each is the suffix of its consumer group id and the `consumer` column of its
+ * idempotency-log rows, so the reconcilers can ask what a consumer has processed.
+ */
+export const ORDER_CREATED_CONSUMER = "order_created";
+export const PAYMENT_COMPLETED_CONSUMER = "payment_completed";
+export const STOCK_RELEASE_CONSUMER = "stock_release";
+
 /** Consumer group ids share the namespace too: `<namespace>.<consumer>`. */
 export const groupId = (namespace: string, consumer: string) => `${namespace}.${consumer}`;
 

@@ -1,9 +1,11 @@
 import { and, eq, sql } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Tx } from "../db/client";
-import { orderItems, orderStatusHistory, orders, outbox, saleSkus } from "../db/schema";
+import { orderItems, orderStatusHistory, orders, saleSkus } from "../db/schema";
 import { AppError } from "../errors";
+import type { OrderStatusChangedEvent } from "../events/order_status_changed";
 import { TOPICS } from "../kafka/topics";
+import { enqueueEvent } from "../outbox/outbox";
 import type { OrderStatus } from "./status";
 
 /**
@@ -67,21 +69,6 @@ export interface TransitionResult {
   to: OrderStatus;
   version: number;
   outboxEventId: string;
-}
-
-export interface StatusChangedEvent {
-  type: "order_status_changed";
-  version: 1;
-  eventId: string;
-  orderId: string;
-  saleId: string;
-  userId: string;
-  from: OrderStatus;
-  to: OrderStatus;
-  reason: string | null;
-  /** Units to give back to the sale's gate (empty unless the transition releases stock). */
-  release: { sku: string; quantity: number }[];
-  at: number;
 }
 
 export async function transitionOrder(
@@ -154,11 +141,10 @@ export async function transitionOrder(
     fenceToken: request.fence ?? null,
     at: now,
   });
-  const outboxEventId = uuidv7();
-  const event: StatusChangedEvent = {
+  const event: OrderStatusChangedEvent = {
     type: "order_status_changed",
     version: 1,
-    eventId: outboxEventId,
+    eventId: uuidv7(),
     orderId: request.orderId,
     saleId: order.saleId,
     userId: order.userId,
@@ -168,13 +154,12 @@ export async function transitionOrder(
     release,
     at: now.getTime(),
   };
-  await tx.insert(outbox).values({
-    eventId: outboxEventId,
+  const outboxEventId = await enqueueEvent(tx, {
     topic: TOPICS.orderStatusChanged,
-    messageKey: request.orderId,
+    key: request.orderId,
     eventType: `ORDER_${request.to}`,
-    payload: event as unknown as Record<string, unknown>,
-    createdAt: now,
+    payload: event,
+    at: now,
   });
   return {
     orderId: request.orderId,

@@ -1,8 +1,6 @@
-import { ORDER_CREATED_CONSUMER } from "../consumers/order_created/persist_orders";
-import { groupId } from "../kafka/topics";
+import { setTimeout as sleep } from "node:timers/promises";
+import { groupId, ORDER_CREATED_CONSUMER } from "../kafka/topics";
 import type { Services } from "../services";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Waits until the order_created consumer group has committed every message that was on the

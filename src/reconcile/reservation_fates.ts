@@ -1,8 +1,8 @@
 import { and, eq, inArray } from "drizzle-orm";
-import { ORDER_CREATED_CONSUMER } from "../consumers/order_created/persist_orders";
 import type { Db } from "../db/client";
 import { type IdempotencyStatus, idempotencyLog, orders } from "../db/schema";
 import { orderCreatedEventId } from "../events/order_created";
+import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
 
 /**
  * What MySQL knows about the orders behind some reservations: which exist, which of those were

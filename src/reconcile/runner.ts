@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Tx } from "../db/client";
 import type { ReconcileFinding, RunMode, RunStatus } from "../db/schema";
 import { DistributedLock } from "../lock/distributed_lock";
@@ -44,7 +45,6 @@ export type RunReport =
       error?: string;
     };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const INSTANCE = `${hostname()}:${process.pid}`;
 
 /**

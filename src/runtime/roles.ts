@@ -1,9 +1,9 @@
 import type { Role } from "../config";
-import { orderCreatedConsumer } from "../consumers/order_created/consumer";
-import { outboxRelay } from "../consumers/outbox_relay";
-import { paymentCompletedConsumer } from "../consumers/payment_completed/consumer";
-import { stockReleaseConsumer } from "../consumers/stock_release/consumer";
+import { orderCreatedConsumer } from "../consumers/order_created";
+import { paymentCompletedConsumer } from "../consumers/payment_completed";
+import { stockReleaseConsumer } from "../consumers/stock_release";
 import { httpServer } from "../http/server";
+import { outboxRelay } from "../outbox/relay";
 import { reconcileScheduler } from "../reconcile/scheduler";
 import type { Services } from "../services";
 import type { Component } from "./component";

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import type { App } from "../../http/app";
 import { parseWith, readJsonBody, validationError } from "../../http/validation";
+import { MAX_KEY_LENGTH } from "../../orders/idempotency_keys";
 import { flagDuplicateSkus, SALE_ID, SKU } from "../../sales/definition";
-import { MAX_KEY_LENGTH } from "../idempotency";
 import { orderLocation, placeOrder } from "../place_order";
 
 export const MAX_ITEMS_PER_ORDER = 20;

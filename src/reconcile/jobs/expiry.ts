@@ -1,8 +1,8 @@
 import { appendAudit } from "../../audit/audit_log";
-import { ORDER_CREATED_CONSUMER } from "../../consumers/order_created/persist_orders";
 import { isDuplicateKey } from "../../db/errors";
 import { idempotencyLog } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
+import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
 import { type Reservation, releaseReservation, settleReservation } from "../../sales/reservations";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { withOrderLock } from "../order_lock";

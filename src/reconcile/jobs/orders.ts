@@ -1,8 +1,8 @@
 import { and, eq, isNull, lt, sql } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
-import { ORDER_CREATED_CONSUMER } from "../../consumers/order_created/persist_orders";
 import { idempotencyLog, orders } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
+import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
 import {
   findReservation,
   type Reservation,

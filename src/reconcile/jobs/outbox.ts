@@ -1,7 +1,7 @@
 import { and, asc, count, eq, isNotNull, isNull, lt, type SQL, sql } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
-import { publishOutboxRows } from "../../consumers/outbox_relay";
 import { idempotencyLog, outbox } from "../../db/schema";
+import { publishOutboxRows } from "../../outbox/publish";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 
 const BATCH = 500;

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { and, asc, eq, lt } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
-import { applyParkedPayment, applyPayment } from "../../consumers/payment_completed/apply_payment";
 import { orders, payments } from "../../db/schema";
 import { transitionOrder } from "../../orders/state_machine";
+import { applyParkedPayment, applyPayment } from "../../payments/apply_payment";
 import type { ProviderPayment } from "../../payments/provider";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { withOrderLock } from "../order_lock";

@@ -1,7 +1,8 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { and, eq, gt, isNotNull } from "drizzle-orm";
 import { appendAudit } from "../../audit/audit_log";
 import { orders } from "../../db/schema";
-import { restoreAnswer } from "../../ingest/idempotency";
+import { restoreAnswer } from "../../orders/idempotency_keys";
 import { loadSale } from "../../sales/sales";
 import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
@@ -12,8 +13,6 @@ import {
   type SaleObservation,
   type SkuBalance,
 } from "../stock_ledger";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * stock: per SKU, total = available (Redis) + reserved + held (MySQL) + pending release.

@@ -1,6 +1,6 @@
 import { and, eq, inArray } from "drizzle-orm";
-import { appendAudit } from "../../audit/audit_log";
-import type { Tx } from "../../db/client";
+import { appendAudit } from "../audit/audit_log";
+import type { Tx } from "../db/client";
 import {
   idempotencyLog,
   orderItems,
@@ -8,12 +8,11 @@ import {
   orders,
   saleSkus,
   sales,
-} from "../../db/schema";
-import type { OrderCreatedEvent } from "../../events/order_created";
-import { hashIdempotencyKey } from "../../ingest/idempotency";
-import type { OrderStatus } from "../../orders/status";
-
-export const ORDER_CREATED_CONSUMER = "order_created";
+} from "../db/schema";
+import type { OrderCreatedEvent } from "../events/order_created";
+import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
+import { hashIdempotencyKey } from "./idempotency_keys";
+import type { OrderStatus } from "./status";
 
 export interface PersistInput {
   event: OrderCreatedEvent;

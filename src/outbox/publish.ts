@@ -3,20 +3,11 @@ import type { Message } from "kafkajs";
 import type { Tx } from "../db/client";
 import { type OutboxRow, outbox } from "../db/schema";
 import { ACKS_ALL } from "../kafka/client";
-import type { Component } from "../runtime/component";
 import type { Services } from "../services";
 
-export interface OutboxRelayOptions {
-  batchSize?: number;
-  /** Pause between polls when there was nothing to send. */
-  idleMs?: number;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
- * The `relay` role: publishes outbox rows (state changes committed with their event) to Kafka.
- * One relay step: in a transaction, take the oldest unsent rows with SELECT … FOR UPDATE SKIP
+ * One relay step: publishes outbox rows (state changes committed with their event) to Kafka.
+ * In a transaction, take the oldest unsent rows with SELECT … FOR UPDATE SKIP
  * LOCKED (so several relays never take the same rows), publish them with the idempotent
  * producer (acks=all), mark them sent, commit. If the publish fails, the rows stay unsent with
  * the error and an attempt counted, and the relay backs off. A relay that dies after
@@ -83,34 +74,4 @@ export async function publishOutboxRows(
     .set({ sentAt: new Date(), attempts: sql`${outbox.attempts} + 1`, lastError: null })
     .where(inArray(outbox.id, ids));
   return undefined;
-}
-
-export function outboxRelay(services: Services, options: OutboxRelayOptions = {}): Component {
-  const log = services.logger.child({ component: "relay" });
-  let running = false;
-  let loop: Promise<void> | undefined;
-  return {
-    name: "relay",
-    async start() {
-      running = true;
-      loop = (async () => {
-        let backoff = 100;
-        while (running) {
-          try {
-            const sent = await relayOnce(services, options.batchSize);
-            backoff = 100;
-            if (sent === 0) await sleep(options.idleMs ?? 200);
-          } catch (error) {
-            log.warn({ err: error }, "relay step failed; retrying");
-            await sleep(backoff);
-            backoff = Math.min(backoff * 2, 5_000);
-          }
-        }
-      })();
-    },
-    async stop() {
-      running = false;
-      await loop; // the step in progress finishes and commits
-    },
-  };
 }

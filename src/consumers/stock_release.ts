@@ -1,24 +1,12 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Consumer, KafkaMessage } from "kafkajs";
-import { z } from "zod";
-import { nextOffset, subscribedConsumer } from "../../kafka/client";
-import { groupId } from "../../kafka/topics";
-import type { Component } from "../../runtime/component";
-import { releaseOrderUnits } from "../../sales/reservations";
-import type { Services } from "../../services";
-import { sendToDeadLetter } from "../dead_letter";
-
-export const STOCK_RELEASE_CONSUMER = "stock_release";
-
-/** The part of an order_status_changed event (src/orders/state_machine.ts) this consumer needs. */
-const StatusChanged = z.object({
-  type: z.literal("order_status_changed"),
-  orderId: z.string(),
-  saleId: z.string(),
-  userId: z.string(),
-  release: z.array(z.object({ sku: z.string(), quantity: z.number().int().positive() })),
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { OrderStatusChangedEvent } from "../events/order_status_changed";
+import { nextOffset, subscribedConsumer } from "../kafka/client";
+import { groupId, STOCK_RELEASE_CONSUMER } from "../kafka/topics";
+import type { Component } from "../runtime/component";
+import { releaseOrderUnits } from "../sales/reservations";
+import type { Services } from "../services";
+import { sendToDeadLetter } from "./dead_letter";
 
 /**
  * Gives units back to the Redis gate when MySQL released an order (CANCELLED, EXPIRED, refund
@@ -35,9 +23,11 @@ export function stockReleaseConsumer(
   let consumer: Consumer | undefined;
 
   async function handle(message: KafkaMessage, partition: number) {
-    let event: z.infer<typeof StatusChanged>;
+    let event: OrderStatusChangedEvent;
     try {
-      const parsed = StatusChanged.safeParse(JSON.parse(message.value?.toString("utf8") ?? ""));
+      const parsed = OrderStatusChangedEvent.safeParse(
+        JSON.parse(message.value?.toString("utf8") ?? ""),
+      );
       if (!parsed.success) throw new Error(parsed.error.message);
       event = parsed.data;
     } catch (error) {

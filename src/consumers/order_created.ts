@@ -1,15 +1,16 @@
 import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Consumer, KafkaMessage } from "kafkajs";
-import { isTransientStoreError } from "../../db/errors";
-import { OrderCreatedEvent } from "../../events/order_created";
-import { nextOffset, subscribedConsumer } from "../../kafka/client";
-import { groupId } from "../../kafka/topics";
-import { DistributedLock, type HeldLock, LockLostError } from "../../lock/distributed_lock";
-import type { Component } from "../../runtime/component";
-import { releaseReservation, settleReservation } from "../../sales/reservations";
-import type { Services } from "../../services";
-import { deadLetterAndRecord } from "../dead_letter";
-import { ORDER_CREATED_CONSUMER, type PersistInput, persistOrderBatch } from "./persist_orders";
+import { isTransientStoreError } from "../db/errors";
+import { OrderCreatedEvent } from "../events/order_created";
+import { nextOffset, subscribedConsumer } from "../kafka/client";
+import { groupId, ORDER_CREATED_CONSUMER } from "../kafka/topics";
+import { DistributedLock, type HeldLock, LockLostError } from "../lock/distributed_lock";
+import { type PersistInput, persistOrderBatch } from "../orders/persist_orders";
+import type { Component } from "../runtime/component";
+import { releaseReservation, settleReservation } from "../sales/reservations";
+import type { Services } from "../services";
+import { deadLetterAndRecord } from "./dead_letter";
 
 export interface OrderCreatedConsumerOptions {
   /** Messages persisted per MySQL transaction. */
@@ -31,8 +32,6 @@ export interface ConsumerHealth {
   deadLettered: number;
   lastError?: string;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The order_created consumer: each message becomes exactly one order in MySQL.

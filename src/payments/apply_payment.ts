@@ -1,13 +1,12 @@
 import { and, eq } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
-import { appendAudit } from "../../audit/audit_log";
-import type { Tx } from "../../db/client";
-import { idempotencyLog, orders, outbox, type PaymentOutcome, payments } from "../../db/schema";
-import { type PaymentCompletedEvent, paymentEventId } from "../../events/payment_completed";
-import { TOPICS } from "../../kafka/topics";
-import { transitionOrder } from "../../orders/state_machine";
-
-export const PAYMENT_COMPLETED_CONSUMER = "payment_completed";
+import { appendAudit } from "../audit/audit_log";
+import type { Tx } from "../db/client";
+import { idempotencyLog, orders, type PaymentOutcome, payments } from "../db/schema";
+import { type PaymentCompletedEvent, paymentEventId } from "../events/payment_completed";
+import type { RefundRequestedEvent } from "../events/refund_requested";
+import { PAYMENT_COMPLETED_CONSUMER, TOPICS } from "../kafka/topics";
+import { transitionOrder } from "../orders/state_machine";
+import { enqueueEvent } from "../outbox/outbox";
 
 /** The order is not in MySQL yet (its order_created is still on the way): retry later. */
 export class OrderNotYetPersisted extends Error {
@@ -158,19 +157,19 @@ export async function settlePayment(
     detail = `order is already ${order.status}`;
   }
   if (outcome === "LATE_REFUND_REQUESTED") {
-    await tx.insert(outbox).values({
-      eventId: uuidv7(),
+    const refund: RefundRequestedEvent = {
+      type: "refund_requested",
+      orderId: event.orderId,
+      paymentEventId: event.eventId,
+      amountCents: event.amountCents,
+      currency: event.currency,
+      reason: order ? `order ${order.status}` : "order never created",
+    };
+    await enqueueEvent(tx, {
       topic: TOPICS.refundRequested,
-      messageKey: event.orderId,
+      key: event.orderId,
       eventType: "REFUND_REQUESTED",
-      payload: {
-        type: "refund_requested",
-        orderId: event.orderId,
-        paymentEventId: event.eventId,
-        amountCents: event.amountCents,
-        currency: event.currency,
-        reason: order ? `order ${order.status}` : "order never created",
-      },
+      payload: refund,
     });
   }
   if (outcome !== "APPLIED" && outcome !== "FAILED_PAYMENT") {

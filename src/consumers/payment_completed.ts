@@ -1,18 +1,14 @@
 import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Consumer, KafkaMessage } from "kafkajs";
-import { PaymentCompletedEvent, paymentEventId } from "../../events/payment_completed";
-import { nextOffset, subscribedConsumer } from "../../kafka/client";
-import { groupId } from "../../kafka/topics";
-import { DistributedLock, LockLostError } from "../../lock/distributed_lock";
-import type { Component } from "../../runtime/component";
-import type { Services } from "../../services";
-import { deadLetterAndRecord } from "../dead_letter";
-import {
-  applyPayment,
-  OrderNotYetPersisted,
-  PAYMENT_COMPLETED_CONSUMER,
-  parkPayment,
-} from "./apply_payment";
+import { PaymentCompletedEvent, paymentEventId } from "../events/payment_completed";
+import { nextOffset, subscribedConsumer } from "../kafka/client";
+import { groupId, PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
+import { DistributedLock, LockLostError } from "../lock/distributed_lock";
+import { applyPayment, OrderNotYetPersisted, parkPayment } from "../payments/apply_payment";
+import type { Component } from "../runtime/component";
+import type { Services } from "../services";
+import { deadLetterAndRecord } from "./dead_letter";
 
 export interface PaymentConsumerOptions {
   lockTtlMs?: number;
@@ -20,8 +16,6 @@ export interface PaymentConsumerOptions {
   orderWaitMs?: number;
   groupId?: string;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The payment_completed consumer: each provider event changes an order at most once. Per

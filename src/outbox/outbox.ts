@@ -1,0 +1,31 @@
+import { v7 as uuidv7 } from "uuid";
+import type { Tx } from "../db/client";
+import { outbox } from "../db/schema";
+import type { LogicalTopic } from "../kafka/topics";
+
+export interface OutboxEntry {
+  topic: LogicalTopic;
+  /** The Kafka key: the order id, so an order's events stay in one partition, in order. */
+  key: string;
+  eventType: string;
+  /** The message body; when it carries an `eventId`, that id is the row's (consumers dedupe on it). */
+  payload: { eventId?: string } & object;
+  at?: Date;
+}
+
+/**
+ * Queues an event in the caller's transaction: it is published (by the relay) only if the
+ * state change it announces commits. Returns the event id.
+ */
+export async function enqueueEvent(tx: Tx, entry: OutboxEntry): Promise<string> {
+  const eventId = entry.payload.eventId ?? uuidv7();
+  await tx.insert(outbox).values({
+    eventId,
+    topic: entry.topic,
+    messageKey: entry.key,
+    eventType: entry.eventType,
+    payload: entry.payload as Record<string, unknown>,
+    ...(entry.at ? { createdAt: entry.at } : {}),
+  });
+  return eventId;
+}
