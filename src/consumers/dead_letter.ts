@@ -15,7 +15,7 @@ export interface MessageSource {
  * Sends a message that cannot be processed to `<topic>.dlq`, with the original payload, where
  * it came from and why, so the partition can move on and a person can look at it later.
  */
-export async function sendToDeadLetter(
+async function sendToDeadLetter(
   services: Pick<Services, "producer" | "topics">,
   source: MessageSource,
   error: string,
@@ -61,7 +61,7 @@ export async function deadLetterAndRecord(
       .insert(idempotencyLog)
       .values({
         consumer,
-        eventId: eventId.slice(0, 64),
+        eventId: eventId.slice(0, 128),
         status: "FAILED",
         payloadHash: createHash("sha256")
           .update(message.value ?? "")

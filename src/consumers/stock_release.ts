@@ -1,39 +1,24 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import type { Consumer, KafkaMessage } from "kafkajs";
 import { OrderStatusChangedEvent } from "../events/order_status_changed";
-import { nextOffset, subscribedConsumer } from "../kafka/client";
+import type { Delivery, RetryPolicy, RunningConsumer } from "../kafka/consumer_runner";
 import { groupId, STOCK_RELEASE_CONSUMER } from "../kafka/topics";
-import type { Component } from "../runtime/component";
 import { releaseOrderUnits } from "../sales/reservations";
 import type { Services } from "../services";
-import { sendToDeadLetter } from "./dead_letter";
+import { serviceConsumer } from "./service_consumer";
 
 /**
  * Gives units back to the Redis gate when MySQL released an order (CANCELLED, EXPIRED, refund
  * before shipping). Reads order_status_changed (published by the outbox relay); events with
  * nothing to release are skipped. The per-order marker in release_order_units.lua makes a
- * redelivered event a no-op; the offset is committed after the Redis effect.
+ * redelivered event a no-op, so a chunk can be redone whole; the runner commits the offset
+ * after the Redis effect.
  */
 export function stockReleaseConsumer(
   services: Services,
-  options: { groupId?: string } = {},
-): Component {
-  const topic = services.topics.orderStatusChanged;
+  options: { groupId?: string; retry?: Partial<RetryPolicy> } = {},
+): RunningConsumer {
   const log = services.logger.child({ component: "consumer:stock_release" });
-  let consumer: Consumer | undefined;
 
-  async function handle(message: KafkaMessage, partition: number) {
-    let event: OrderStatusChangedEvent;
-    try {
-      const parsed = OrderStatusChangedEvent.safeParse(
-        JSON.parse(message.value?.toString("utf8") ?? ""),
-      );
-      if (!parsed.success) throw new Error(parsed.error.message);
-      event = parsed.data;
-    } catch (error) {
-      await sendToDeadLetter(services, { topic, partition, message }, (error as Error).message);
-      return;
-    }
+  async function release({ event }: Delivery<OrderStatusChangedEvent>) {
     if (event.release.length === 0) return;
     const released = await releaseOrderUnits(services.redis, services.keys, {
       saleId: event.saleId,
@@ -44,48 +29,20 @@ export function stockReleaseConsumer(
     if (released) log.info({ orderId: event.orderId }, "units given back");
   }
 
-  return {
-    name: "consumer:stock_release",
-    async start() {
-      const c = await subscribedConsumer(
-        services.kafka,
-        options.groupId ?? groupId(services.config.namespace, STOCK_RELEASE_CONSUMER),
-        topic,
-        services.config.kafka.sessionTimeoutMs,
-      );
-      consumer = c;
-      await c.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          if (batch.messages.length === 0) return;
-          for (let attempt = 1; ; attempt++) {
-            try {
-              // Per order at most one event releases (the state machine allows one such
-              // transition), so the messages of a batch can go in parallel.
-              await Promise.all(batch.messages.map((m) => handle(m, batch.partition)));
-              break;
-            } catch (error) {
-              log.warn({ err: error, attempt }, "stock release failed; retrying");
-              if (!isRunning() || isStale()) return;
-              await heartbeat().catch(() => {});
-              await sleep(Math.min(100 * 2 ** attempt, 5_000));
-            }
-          }
-          const last = batch.messages[batch.messages.length - 1] as KafkaMessage;
-          resolveOffset(last.offset);
-          await c.commitOffsets([
-            {
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: nextOffset(last.offset),
-            },
-          ]);
-        },
-      });
+  return serviceConsumer(
+    services,
+    {
+      name: STOCK_RELEASE_CONSUMER,
+      topic: services.topics.orderStatusChanged,
+      groupId: options.groupId ?? groupId(services.config.namespace, STOCK_RELEASE_CONSUMER),
+      schema: OrderStatusChangedEvent,
+      // Per order at most one event releases (the state machine allows one such transition), so
+      // the messages of a chunk can go in parallel.
+      chunkSize: 500,
+      handle: async (chunk) => {
+        await Promise.all(chunk.map(release));
+      },
     },
-    async stop() {
-      await consumer?.disconnect();
-    },
-  };
+    options.retry,
+  );
 }

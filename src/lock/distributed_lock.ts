@@ -17,9 +17,20 @@ import type { RedisKeys } from "../redis/keys";
  * two holders overlap. The lock saves duplicate work and guards effects outside MySQL.
  */
 export class LockLostError extends Error {
+  /** The work is fine; redo it under a fresh lock. */
+  readonly retriable = true;
   constructor(readonly resource: string) {
     super(`lock on ${resource} was lost`);
     this.name = "LockLostError";
+  }
+}
+
+/** Someone else holds the lock now: the work waits and is tried again, never skipped. */
+export class LockBusyError extends Error {
+  readonly retriable = true;
+  constructor(readonly resource: string) {
+    super(`lock on ${resource} is held elsewhere`);
+    this.name = "LockBusyError";
   }
 }
 
@@ -96,6 +107,29 @@ export class DistributedLock {
         return (await this.redis.releaseIfOwner(lockKey, token)) === 1;
       },
     };
+  }
+
+  /** The lock, or LockBusyError (retriable) when someone else holds it. */
+  async acquire(resource: string): Promise<HeldLock> {
+    const lock = await this.tryAcquire(resource);
+    if (!lock) throw new LockBusyError(resource);
+    return lock;
+  }
+
+  /**
+   * All the locks or none: when any is held elsewhere, the ones taken are released and
+   * LockBusyError is thrown, so a waiting caller never sits on locks others need.
+   */
+  async acquireAll(resources: string[]): Promise<Map<string, HeldLock>> {
+    const got = await Promise.all(resources.map((r) => this.tryAcquire(r)));
+    const busy = resources.find((_, i) => !got[i]);
+    const held = new Map<string, HeldLock>();
+    got.forEach((lock, i) => {
+      if (lock) held.set(resources[i] as string, lock);
+    });
+    if (busy === undefined) return held;
+    await Promise.all([...held.values()].map((l) => l.release().catch(() => false)));
+    throw new LockBusyError(busy);
   }
 
   /**

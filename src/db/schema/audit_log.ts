@@ -29,7 +29,7 @@ export const auditLog = mysqlTable(
     after: json<unknown>("after"),
     reason: text("reason"),
     runId: bigint("run_id", { mode: "number" }),
-    correlationId: varchar("correlation_id", { length: 64 }),
+    correlationId: varchar("correlation_id", { length: 128 }), // holds prefixed event ids (see idempotency_log.event_id)
     prevHash: char("prev_hash", { length: 64 }).notNull(),
     hash: char("hash", { length: 64 }).notNull(),
   },

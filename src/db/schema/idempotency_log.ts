@@ -22,7 +22,12 @@ export const idempotencyLog = mysqlTable(
   "idempotency_log",
   {
     consumer: varchar("consumer", { length: 64 }).notNull(),
-    eventId: varchar("event_id", { length: 64 }).notNull(),
+    /**
+     * 128, not 64: ids are prefixed (`payment:` + a provider id of up to 64 characters, a
+     * dead letter's `<topic>:<partition>:<offset>`), and a row that does not fit would make a
+     * valid message fail on every delivery.
+     */
+    eventId: varchar("event_id", { length: 128 }).notNull(),
     status: varchar("status", { length: 16 }).$type<IdempotencyStatus>().notNull(),
     /** SHA-256 of the payload: the same event id with another payload is flagged, not applied. */
     payloadHash: char("payload_hash", { length: 64 }).notNull(),

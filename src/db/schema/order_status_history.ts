@@ -17,7 +17,7 @@ export const orderStatusHistory = mysqlTable(
     actor: varchar("actor", { length: 128 }).notNull(),
     reason: varchar("reason", { length: 255 }),
     /** The event that caused it (order_created / payment id ...), for tracing. */
-    eventId: varchar("event_id", { length: 64 }),
+    eventId: varchar("event_id", { length: 128 }),
     fenceToken: bigint("fence_token", { mode: "number" }),
     at: timestampMs("at").notNull().default(nowMs),
   },

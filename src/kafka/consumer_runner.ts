@@ -1,0 +1,288 @@
+import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Batch, Consumer, Kafka, KafkaMessage } from "kafkajs";
+import type { z } from "zod";
+import type { Logger } from "../logger";
+import type { Component } from "../runtime/component";
+import { isTransientStoreError } from "../store_errors";
+import { nextOffset, subscribedConsumer } from "./client";
+
+/** One message of a batch, decoded. */
+export interface Delivery<E> {
+  event: E;
+  /** The payload as received: its hash goes to the idempotency log. */
+  raw: string;
+  payloadHash: string;
+  topic: string;
+  partition: number;
+  message: KafkaMessage;
+}
+
+export interface HandlerContext {
+  /** Keeps the group membership alive during long work or waits. */
+  heartbeat(): Promise<void>;
+  /** False once the consumer stops or loses the partition: abandon, do not commit. */
+  isRunning(): boolean;
+  /** When the runner first tried this chunk (ms): lets a handler bound its own waiting. */
+  firstAttemptAt: number;
+  /** Sends one message of the chunk to the dead-letter topic, recorded; the rest go on. */
+  deadLetter(delivery: Delivery<unknown>, error: string): Promise<void>;
+}
+
+/**
+ * What a consumer is: its topic and group, the event schema, and a handler for a chunk of
+ * decoded messages of one partition, in offset order. The handler's effect must be durable
+ * when it returns (the runner commits the offset right after) and idempotent (a crash before
+ * that commit redelivers the chunk).
+ */
+export interface ConsumerDefinition<E> {
+  /** The consumer's name (`consumer:<name>` in logs and audit rows). */
+  name: string;
+  topic: string;
+  groupId: string;
+  schema: z.ZodType<E>;
+  /** Messages per handler call (default 1). */
+  chunkSize?: number;
+  handle(chunk: Delivery<E>[], ctx: HandlerContext): Promise<void>;
+}
+
+/** Where a message that can never be processed goes: the DLQ plus its records. */
+export type DeadLetterSink = (
+  source: { topic: string; partition: number; message: KafkaMessage },
+  error: string,
+  orderId?: string,
+) => Promise<void>;
+
+export interface RetryPolicy {
+  /** Attempts of a chunk before it is split; of a single message before it is dead-lettered. */
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 5,
+  initialBackoffMs: 100,
+  maxBackoffMs: 5_000,
+};
+
+export interface RunnerOptions {
+  deadLetter: DeadLetterSink;
+  logger: Logger;
+  sessionTimeoutMs: number;
+  /** Partitions handled in parallel by this member. */
+  partitionsConsumedConcurrently: number;
+  retry?: Partial<RetryPolicy>;
+}
+
+export interface ConsumerHealth {
+  running: boolean;
+  /** Messages whose handler call returned (applied or found already applied). */
+  processed: number;
+  /** Handler calls that failed and were tried again. */
+  retried: number;
+  deadLettered: number;
+  /** Per partition: messages behind the high watermark after the last commit. */
+  lag: Record<number, number>;
+  lastError?: string;
+}
+
+export type RunningConsumer = Component & { health(): ConsumerHealth };
+
+/**
+ * The one Kafka consumer loop. It owns subscribe, decoding, commit-after-effect, heartbeats,
+ * stop, health and lag, and the one retry policy:
+ *
+ * - a message that does not decode (not JSON, not the schema) can never succeed: dead-lettered
+ *   at once;
+ * - a transient store error (src/store_errors.ts: MySQL or Redis down or busy, deadlock, lock
+ *   lost or held elsewhere, order not persisted yet) waits with capped backoff for as long as
+ *   it lasts: the message is fine, and dead-lettering it would lose an order;
+ * - any other error gets `maxAttempts` tries; a failing chunk is then split into single
+ *   messages, and a single message that still fails goes to the dead-letter topic with its
+ *   error, so the messages behind it go on. No message stops a partition for longer than
+ *   about maxAttempts × maxBackoffMs (plus the chunk's own attempts).
+ *
+ * Offsets are committed per chunk, after the handler returned; a stop or a lost partition
+ * leaves the rest uncommitted, to be redelivered to the next owner.
+ */
+export function consumerRunner<E>(
+  kafka: Kafka,
+  definition: ConsumerDefinition<E>,
+  options: RunnerOptions,
+): RunningConsumer {
+  const retry = { ...DEFAULT_RETRY, ...options.retry };
+  const chunkSize = Math.max(1, definition.chunkSize ?? 1);
+  const name = `consumer:${definition.name}`;
+  const log = options.logger.child({ component: name });
+  const health: ConsumerHealth = {
+    running: false,
+    processed: 0,
+    retried: 0,
+    deadLettered: 0,
+    lag: {},
+  };
+  let consumer: Consumer | undefined;
+  let stopping = false;
+
+  async function deadLetter(
+    delivery: Omit<Delivery<unknown>, "event"> & { event?: unknown },
+    error: string,
+  ) {
+    const orderId = (delivery.event as { orderId?: unknown } | undefined)?.orderId;
+    await options.deadLetter(
+      { topic: delivery.topic, partition: delivery.partition, message: delivery.message },
+      error,
+      typeof orderId === "string" ? orderId : undefined,
+    );
+    health.deadLettered++;
+    log.warn(
+      { partition: delivery.partition, offset: delivery.message.offset, error },
+      "dead-lettered",
+    );
+  }
+
+  /** Decodes a chunk; what cannot decode is dead-lettered here and left out. */
+  async function decode(messages: KafkaMessage[], partition: number): Promise<Delivery<E>[]> {
+    const decoded: Delivery<E>[] = [];
+    for (const message of messages) {
+      const raw = message.value?.toString("utf8") ?? "";
+      const base = {
+        raw,
+        payloadHash: createHash("sha256").update(raw).digest("hex"),
+        topic: definition.topic,
+        partition,
+        message,
+      };
+      let json: unknown;
+      try {
+        json = JSON.parse(raw);
+      } catch (error) {
+        await deadLetter(base, `malformed JSON: ${(error as Error).message}`);
+        continue;
+      }
+      const parsed = definition.schema.safeParse(json);
+      if (!parsed.success) {
+        await deadLetter(base, `not a ${definition.name} event: ${parsed.error.message}`);
+        continue;
+      }
+      decoded.push({ ...base, event: parsed.data });
+    }
+    return decoded;
+  }
+
+  const backoff = (attempt: number) =>
+    Math.min(retry.initialBackoffMs * 2 ** (attempt - 1), retry.maxBackoffMs);
+
+  /** Runs one chunk to an end: applied, or its poison message dead-lettered. */
+  async function processChunk(
+    messages: KafkaMessage[],
+    partition: number,
+    heartbeat: () => Promise<void>,
+    running: () => boolean,
+  ): Promise<"done" | "stopped"> {
+    const firstAttemptAt = Date.now();
+    let lastError = "";
+    // Decoded once: what cannot decode is dead-lettered then, not again on every retry.
+    let chunk: Delivery<E>[] | undefined;
+    for (let attempt = 1; ; attempt++) {
+      if (!running()) return "stopped";
+      try {
+        chunk ??= await decode(messages, partition);
+        if (messages.length === 1 && attempt > retry.maxAttempts) {
+          const poison = chunk[0];
+          if (poison) await deadLetter(poison, lastError);
+          return "done";
+        }
+        if (chunk.length > 0) {
+          await definition.handle(chunk, {
+            heartbeat,
+            isRunning: running,
+            firstAttemptAt,
+            deadLetter,
+          });
+        }
+        health.processed += messages.length;
+        return "done";
+      } catch (error) {
+        lastError = (error as Error)?.message ?? String(error);
+        health.lastError = lastError;
+        health.retried++;
+        if (!running()) return "stopped";
+        const transient = isTransientStoreError(error);
+        // A store that is down: wait however long it takes, never spending the attempts.
+        if (transient) attempt = Math.min(attempt, retry.maxAttempts - 1);
+        log.warn(
+          { err: error, partition, attempt, size: messages.length, transient },
+          transient ? "a store is unavailable or busy; retrying" : "handler failed; retrying",
+        );
+        if (!transient && attempt >= retry.maxAttempts && messages.length > 1) {
+          throw new SplitChunk();
+        }
+        await heartbeat().catch(() => {});
+        await sleep(backoff(attempt));
+      }
+    }
+  }
+
+  async function commit(c: Consumer, batch: Batch, offset: string) {
+    await c.commitOffsets([
+      { topic: batch.topic, partition: batch.partition, offset: nextOffset(offset) },
+    ]);
+    health.lag[batch.partition] = Math.max(
+      0,
+      Number(BigInt(batch.highWatermark) - BigInt(nextOffset(offset))),
+    );
+  }
+
+  return {
+    name,
+    health: () => ({ ...health, lag: { ...health.lag } }),
+    async start() {
+      stopping = false;
+      const c = await subscribedConsumer(
+        kafka,
+        definition.groupId,
+        definition.topic,
+        options.sessionTimeoutMs,
+      );
+      consumer = c;
+      await c.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
+        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+          const running = () => !stopping && isRunning() && !isStale();
+          let size = chunkSize;
+          for (let start = 0; start < batch.messages.length; ) {
+            const chunk = batch.messages.slice(start, start + size);
+            let outcome: "done" | "stopped";
+            try {
+              outcome = await processChunk(chunk, batch.partition, heartbeat, running);
+            } catch (error) {
+              if (!(error instanceof SplitChunk)) throw error;
+              size = 1; // isolate the message that keeps failing
+              continue;
+            }
+            if (outcome === "stopped") return; // not committed: redelivered to the next owner
+            const last = chunk[chunk.length - 1] as KafkaMessage;
+            resolveOffset(last.offset);
+            await commit(c, batch, last.offset);
+            start += chunk.length;
+          }
+        },
+      });
+      health.running = true;
+    },
+    async stop() {
+      stopping = true;
+      health.running = false;
+      // Waits for the batch in progress; what it finished is committed chunk by chunk.
+      await consumer?.disconnect();
+      consumer = undefined;
+    },
+  };
+}
+
+/** A chunk failed non-transiently too often: the runner retries it one message at a time. */
+class SplitChunk extends Error {}
