@@ -1,27 +1,17 @@
 import { OrderCreatedEvent } from "../events/order_created";
-import type {
-  Delivery,
-  HandlerContext,
-  RetryPolicy,
-  RunningConsumer,
-} from "../kafka/consumer_runner";
-import { groupId, ORDER_CREATED_CONSUMER } from "../kafka/topics";
-import { DistributedLock, LockLostError } from "../lock/distributed_lock";
+import type { Delivery, HandlerContext, RunningConsumer } from "../kafka/consumer_runner";
+import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
+import { LockLostError } from "../lock/distributed_lock";
 import { type PersistInput, persistOrderBatch } from "../orders/persist_orders";
 import { releaseReservation, settleReservation } from "../sales/reservations";
 import type { Services } from "../services";
-import { serviceConsumer } from "./service_consumer";
+import { type ConsumerOptions, orderLocks, serviceConsumer } from "./service_consumer";
 
-export interface OrderCreatedConsumerOptions {
+export interface OrderCreatedConsumerOptions extends ConsumerOptions {
   /** Messages persisted per MySQL transaction. */
   chunkSize?: number;
-  lockTtlMs?: number;
   /** Non-transient failures before a chunk is split, or a single message dead-lettered. */
   maxAttempts?: number;
-  /** The runner's retry policy, for tests that want a short bound. */
-  retry?: Partial<RetryPolicy>;
-  /** Consumer group (default `<namespace>.order_created`). */
-  groupId?: string;
 }
 
 /**
@@ -40,9 +30,7 @@ export function orderCreatedConsumer(
   options: OrderCreatedConsumerOptions = {},
 ): RunningConsumer {
   const topic = services.topics.orderCreated;
-  const locks = new DistributedLock(services.redis, services.keys, {
-    ttlMs: options.lockTtlMs ?? 10_000,
-  });
+  const locks = orderLocks(services, options);
 
   async function persistChunk(chunk: Delivery<OrderCreatedEvent>[], ctx: HandlerContext) {
     const orderIds = [...new Set(chunk.map((d) => d.event.orderId))];
@@ -95,13 +83,12 @@ export function orderCreatedConsumer(
     {
       name: ORDER_CREATED_CONSUMER,
       topic,
-      groupId: options.groupId ?? groupId(services.config.namespace, ORDER_CREATED_CONSUMER),
       schema: OrderCreatedEvent,
       chunkSize: options.chunkSize ?? 200,
       handle: persistChunk,
     },
     options.maxAttempts === undefined
-      ? options.retry
-      : { ...options.retry, maxAttempts: options.maxAttempts },
+      ? options
+      : { ...options, retry: { ...options.retry, maxAttempts: options.maxAttempts } },
   );
 }

@@ -1,22 +1,14 @@
 import { PaymentCompletedEvent, paymentEventId } from "../events/payment_completed";
-import type {
-  Delivery,
-  HandlerContext,
-  RetryPolicy,
-  RunningConsumer,
-} from "../kafka/consumer_runner";
-import { groupId, PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
-import { DistributedLock, LockLostError } from "../lock/distributed_lock";
+import type { Delivery, HandlerContext, RunningConsumer } from "../kafka/consumer_runner";
+import { PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
+import { LockLostError } from "../lock/distributed_lock";
 import { applyPayment, OrderNotYetPersisted, parkPayment } from "../payments/apply_payment";
 import type { Services } from "../services";
-import { serviceConsumer } from "./service_consumer";
+import { type ConsumerOptions, orderLocks, serviceConsumer } from "./service_consumer";
 
-export interface PaymentConsumerOptions {
-  lockTtlMs?: number;
+export interface PaymentConsumerOptions extends ConsumerOptions {
   /** How long a payment waits for its order to be persisted before it is parked. */
   orderWaitMs?: number;
-  groupId?: string;
-  retry?: Partial<RetryPolicy>;
 }
 
 /**
@@ -36,9 +28,7 @@ export function paymentCompletedConsumer(
   const topic = services.topics.paymentCompleted;
   const orderWaitMs = options.orderWaitMs ?? 120_000;
   const log = services.logger.child({ component: "consumer:payment_completed" });
-  const locks = new DistributedLock(services.redis, services.keys, {
-    ttlMs: options.lockTtlMs ?? 10_000,
-  });
+  const locks = orderLocks(services, options);
 
   async function handle([delivery]: Delivery<PaymentCompletedEvent>[], ctx: HandlerContext) {
     if (!delivery) return;
@@ -79,10 +69,9 @@ export function paymentCompletedConsumer(
     {
       name: PAYMENT_COMPLETED_CONSUMER,
       topic,
-      groupId: options.groupId ?? groupId(services.config.namespace, PAYMENT_COMPLETED_CONSUMER),
       schema: PaymentCompletedEvent,
       handle,
     },
-    options.retry,
+    options,
   );
 }

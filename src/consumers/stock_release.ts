@@ -1,9 +1,9 @@
 import { OrderStatusChangedEvent } from "../events/order_status_changed";
-import type { Delivery, RetryPolicy, RunningConsumer } from "../kafka/consumer_runner";
-import { groupId, STOCK_RELEASE_CONSUMER } from "../kafka/topics";
+import type { Delivery, RunningConsumer } from "../kafka/consumer_runner";
+import { STOCK_RELEASE_CONSUMER } from "../kafka/topics";
 import { releaseOrderUnits } from "../sales/reservations";
 import type { Services } from "../services";
-import { serviceConsumer } from "./service_consumer";
+import { type ConsumerOptions, serviceConsumer } from "./service_consumer";
 
 /**
  * Gives units back to the Redis gate when MySQL released an order (CANCELLED, EXPIRED, refund
@@ -14,7 +14,7 @@ import { serviceConsumer } from "./service_consumer";
  */
 export function stockReleaseConsumer(
   services: Services,
-  options: { groupId?: string; retry?: Partial<RetryPolicy> } = {},
+  options: ConsumerOptions = {},
 ): RunningConsumer {
   const log = services.logger.child({ component: "consumer:stock_release" });
 
@@ -34,7 +34,6 @@ export function stockReleaseConsumer(
     {
       name: STOCK_RELEASE_CONSUMER,
       topic: services.topics.orderStatusChanged,
-      groupId: options.groupId ?? groupId(services.config.namespace, STOCK_RELEASE_CONSUMER),
       schema: OrderStatusChangedEvent,
       // Per order at most one event releases (the state machine allows one such transition), so
       // the messages of a chunk can go in parallel.
@@ -43,6 +42,6 @@ export function stockReleaseConsumer(
         await Promise.all(chunk.map(release));
       },
     },
-    options.retry,
+    options,
   );
 }
