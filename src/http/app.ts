@@ -1,25 +1,21 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { registerOrderTransitions } from "../admin/routes/admin_v1_orders_transition";
-import { registerCreateSale } from "../admin/routes/admin_v1_sales_create";
 import { AppError } from "../errors";
-import { registerPlaceOrder } from "../ingest/routes/v1_orders_create";
-import { registerGetOrder } from "../ingest/routes/v1_orders_get";
-import { registerSaleStock } from "../ingest/routes/v1_sales_stock";
-import { registerPaymentWebhook } from "../payments/routes/v1_payments_webhook";
 import type { Services } from "../services";
+import type { App, AppEnv } from "./env";
 import { problemResponse } from "./problem";
-import { registerHealth } from "./routes/health";
+import { REQUEST_ID_HEADER, resolveRequestId } from "./request_id";
+import { registerAdminV1OrdersTransition } from "./routes/admin_v1_orders_transition";
+import { registerAdminV1SalesCreate } from "./routes/admin_v1_sales_create";
+import { registerHealthz } from "./routes/healthz";
+import { registerReadyz } from "./routes/readyz";
+import { registerV1OrdersCreate } from "./routes/v1_orders_create";
+import { registerV1OrdersGet } from "./routes/v1_orders_get";
+import { registerV1PaymentsWebhook } from "./routes/v1_payments_webhook";
+import { registerV1SalesStock } from "./routes/v1_sales_stock";
 
-export type AppEnv = {
-  Variables: {
-    services: Services;
-    /** True once shutdown has begun: /readyz answers 503 so load balancers drain us. */
-    draining: () => boolean;
-  };
-};
-export type App = Hono<AppEnv>;
+export type { App, AppEnv } from "./env";
 
 /** Largest request body accepted anywhere; routes may set a lower limit. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -38,9 +34,15 @@ export function createApp(services: Services, options: AppOptions = {}): App {
   const log = services.logger.child({ component: "http" });
 
   app.use("*", async (c, next) => {
+    const requestId = resolveRequestId(c.req.header(REQUEST_ID_HEADER));
     c.set("services", services);
     c.set("draining", draining);
+    c.set("requestId", requestId);
+    c.set("log", log.child({ requestId }));
     await next();
+    // Set on the final response, whatever produced it (a handler's own Response, onError,
+    // notFound): headers set before next() are lost when a handler returns a Response itself.
+    c.header(REQUEST_ID_HEADER, requestId);
   });
   app.use(
     "*",
@@ -52,28 +54,33 @@ export function createApp(services: Services, options: AppOptions = {}): App {
     }),
   );
 
-  registerHealth(app);
-  registerPlaceOrder(app);
-  registerGetOrder(app);
-  registerSaleStock(app);
-  registerCreateSale(app);
-  registerOrderTransitions(app);
-  registerPaymentWebhook(app);
+  registerHealthz(app);
+  registerReadyz(app);
+  registerV1OrdersCreate(app);
+  registerV1OrdersGet(app);
+  registerV1SalesStock(app);
+  registerV1PaymentsWebhook(app);
+  registerAdminV1SalesCreate(app);
+  registerAdminV1OrdersTransition(app);
 
   app.notFound((c) =>
-    problemResponse(
-      new AppError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`),
-      c.req.path,
-    ),
+    problemResponse(new AppError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), {
+      instance: c.req.path,
+      requestId: c.get("requestId"),
+    }),
   );
 
   app.onError((error, c) => {
-    if (error instanceof AppError) return problemResponse(error, c.req.path);
+    const context = { instance: c.req.path, requestId: c.get("requestId") };
+    if (error instanceof AppError) return problemResponse(error, context);
     if (error instanceof HTTPException && error.status < 500) {
-      return problemResponse(new AppError("VALIDATION", error.message), c.req.path);
+      return problemResponse(new AppError("VALIDATION", error.message), context);
     }
-    log.error({ err: error, method: c.req.method, path: c.req.path }, "unhandled error");
-    return problemResponse(new AppError("INTERNAL"), c.req.path);
+    (c.get("log") ?? log).error(
+      { err: error, method: c.req.method, path: c.req.path },
+      "unhandled error",
+    );
+    return problemResponse(new AppError("INTERNAL"), context);
   });
 
   return app;

@@ -1,14 +1,11 @@
-import type { App } from "../app";
+import type { App } from "../env";
 import { checkReadiness } from "../readiness";
 
 /**
- * GET /healthz: the process is alive and serving (no dependency checks, for liveness probes).
  * GET /readyz: MySQL, Redis and Kafka all answer (for load balancers); 503 with the failing
  * checks otherwise, and 503 while the process is shutting down.
  */
-export function registerHealth(app: App) {
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-
+export function registerReadyz(app: App) {
   app.get("/readyz", async (c) => {
     if (c.get("draining")()) {
       return c.json({ status: "draining" }, 503);

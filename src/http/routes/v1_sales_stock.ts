@@ -1,10 +1,10 @@
 import { AppError } from "../../errors";
-import type { App } from "../../http/app";
 import { SALE_ID } from "../../sales/definition";
 import { saleStock } from "../../sales/sales";
+import type { App } from "../env";
 
 /** GET /v1/sales/{saleId}/stock: remaining units per SKU, as the Redis gate sees them. */
-export function registerSaleStock(app: App) {
+export function registerV1SalesStock(app: App) {
   app.get("/v1/sales/:saleId/stock", async (c) => {
     const saleId = c.req.param("saleId");
     if (!SALE_ID.test(saleId)) throw new AppError("UNKNOWN_SALE", `no sale ${saleId}`);

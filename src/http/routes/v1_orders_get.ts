@@ -1,13 +1,14 @@
 import { AppError } from "../../errors";
-import type { App } from "../../http/app";
 import { findOrderView } from "../../orders/order_view";
+import type { App } from "../env";
 
 const ORDER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** GET /v1/orders/{orderId}: RESERVED while only Redis knows it, then the MySQL state. */
-export function registerGetOrder(app: App) {
+export function registerV1OrdersGet(app: App) {
   app.get("/v1/orders/:orderId", async (c) => {
     const orderId = c.req.param("orderId");
+    // An id that cannot be an order id names no order: 404 like any unknown one.
     const view = ORDER_ID.test(orderId)
       ? await findOrderView(c.get("services"), orderId)
       : undefined;

@@ -1,11 +1,16 @@
 import { z } from "zod";
-import type { App } from "../../http/app";
-import { parseWith, readJsonBody, validationError } from "../../http/validation";
+import { orderLocation, placeOrder } from "../../ingest/place_order";
 import { MAX_KEY_LENGTH } from "../../orders/idempotency_keys";
 import { flagDuplicateSkus, SALE_ID, SKU } from "../../sales/definition";
-import { orderLocation, placeOrder } from "../place_order";
+import type { App } from "../env";
+import { jsonBody, validHeaders } from "../validation";
 
 export const MAX_ITEMS_PER_ORDER = 20;
+
+const KEY_RULE = `required, 1 to ${MAX_KEY_LENGTH} characters`;
+export const PlaceOrderHeaders = z.object({
+  "idempotency-key": z.string({ error: KEY_RULE }).min(1, KEY_RULE).max(MAX_KEY_LENGTH, KEY_RULE),
+});
 
 export const PlaceOrderBody = z
   .strictObject({
@@ -33,19 +38,10 @@ export type PlaceOrderBody = z.infer<typeof PlaceOrderBody>;
  * expiresAt} with Location; a replay of the same Idempotency-Key and body answers the same,
  * with Idempotent-Replayed: true.
  */
-export function registerPlaceOrder(app: App) {
-  app.post("/v1/orders", async (c) => {
-    const key = c.req.header("idempotency-key");
-    if (!key || key.length > MAX_KEY_LENGTH) {
-      throw validationError([
-        {
-          pointer: "header:Idempotency-Key",
-          detail: `required, 1 to ${MAX_KEY_LENGTH} characters`,
-        },
-      ]);
-    }
-    const body = parseWith(PlaceOrderBody, await readJsonBody(c));
-    const answer = await placeOrder(c.get("services"), body, key);
+export function registerV1OrdersCreate(app: App) {
+  app.post("/v1/orders", validHeaders(PlaceOrderHeaders), jsonBody(PlaceOrderBody), async (c) => {
+    const key = c.req.valid("header")["idempotency-key"];
+    const answer = await placeOrder(c.get("services"), c.req.valid("json"), key);
     // Only accepted orders are answered here (rejections are thrown), first time or replayed.
     const headers: Record<string, string> = {
       "content-type": "application/json",

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { AppError } from "../errors";
-import type { AppEnv } from "../http/app";
+import type { AppEnv } from "./env";
 
 /** The audit and history actor of the bootstrap ADMIN_TOKEN (scoped tokens will have names). */
 export const ADMIN_ACTOR = "admin:bootstrap";
