@@ -1,4 +1,4 @@
-import { cell, EXIT, parseCommandLine, runCli, table, UsageError } from "../cli/support";
+import { cell, EXIT, runCli, table, UsageError } from "../cli/support";
 import { queryAudit, verifyAuditChain } from "./audit_log";
 
 const USAGE = `bun run audit verify [--json]
@@ -8,24 +8,18 @@ bun run audit query [--order ID] [--entity TYPE[:ID]] [--actor PREFIX] [--action
 verify walks the hash chain and names the first broken link (exit 1 when broken).
 query prints audit rows matching every filter, oldest first (default limit 100).`;
 
-await runCli(USAGE, async (services) => {
-  const { values, positionals } = parseCommandLine({
-    order: { type: "string" },
-    entity: { type: "string" },
-    actor: { type: "string" },
-    action: { type: "string" },
-    run: { type: "string" },
-    since: { type: "string" },
-    limit: { type: "string" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
-  const [command, ...extra] = positionals;
-  if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
+const OPTIONS = {
+  order: { type: "string" },
+  entity: { type: "string" },
+  actor: { type: "string" },
+  action: { type: "string" },
+  run: { type: "string" },
+  since: { type: "string" },
+  limit: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+await runCli(USAGE, OPTIONS, async ({ command, values }, services) => {
   const { db } = services.database;
 
   if (command === "verify") {

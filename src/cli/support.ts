@@ -10,20 +10,40 @@ export class UsageError extends Error {
 
 export const EXIT = { ok: 0, findings: 1, failed: 2, busy: 3, usage: 64, config: 78 } as const;
 
+type Options = NonNullable<ParseArgsConfig["options"]>;
+const HELP = { help: { type: "boolean", short: "h" } } as const;
+type Values<O extends Options> = ReturnType<typeof parseCommandLine<O & typeof HELP>>["values"];
+
+/** `<cli> <command> [--options]`: the command (a verb, a job name) and the options' values. */
+export interface CommandLine<O extends Options> {
+  command: string | undefined;
+  values: Values<O>;
+}
+
 /**
  * Runs a CLI command with the service's stores (config from the environment, logs on stderr
- * at error unless LOG_LEVEL says otherwise) and exits with the code it returns.
+ * at error unless LOG_LEVEL says otherwise) and exits with the code it returns. The command
+ * line is `<command> [--options]`: one positional at most; --help (-h) prints the usage.
  */
-export async function runCli(
+export async function runCli<O extends Options>(
   usage: string,
-  command: (services: Services) => Promise<number>,
+  options: O,
+  command: (line: CommandLine<O>, services: Services) => Promise<number>,
 ): Promise<never> {
   let services: Services | undefined;
   let code: number;
   try {
     const config = loadConfig({ LOG_LEVEL: "error", ...process.env });
     services = createServices(config, createLogger(config.logLevel, { cli: true }, 2));
-    code = await command(services);
+    const { values, positionals } = parseCommandLine({ ...options, ...HELP });
+    const [verb, ...extra] = positionals;
+    // parseArgs's value types do not resolve on a generic O; help is there, from HELP.
+    if ((values as { help?: boolean }).help) {
+      console.log(usage);
+      code = EXIT.ok;
+    } else if (extra.length > 0) {
+      throw new UsageError(`unexpected argument ${extra[0]}`);
+    } else code = await command({ command: verb, values }, services);
   } catch (error) {
     if (error instanceof UsageError) {
       console.error(`usage error: ${error.message}\n\n${usage}`);
@@ -59,7 +79,7 @@ export function cell(value: unknown, max = 60): string {
 }
 
 /** node:util parseArgs with positionals, its complaints turned into a UsageError. */
-export function parseCommandLine<O extends NonNullable<ParseArgsConfig["options"]>>(options: O) {
+function parseCommandLine<O extends NonNullable<ParseArgsConfig["options"]>>(options: O) {
   try {
     return parseArgs({ allowPositionals: true, options, args: process.argv.slice(2) });
   } catch (error) {

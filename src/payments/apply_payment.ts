@@ -59,43 +59,46 @@ export async function applyPayment(
     .where(eq(payments.eventId, event.eventId));
   if (recorded) return undefined;
 
-  const [order] = await tx
-    .select({ status: orders.status, totalCents: orders.totalCents, currency: orders.currency })
-    .from(orders)
-    .where(eq(orders.id, event.orderId))
-    .for("update");
+  const order = await lockOrderForPayment(tx, event.orderId);
   if (!order) throw new OrderNotYetPersisted(event.orderId);
 
   const { outcome, detail } = await settlePayment(tx, event, order, {
     actor: context.actor ?? `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
     fence: context.fence,
   });
+  await recordPaymentEvent(tx, event, context, { outcome, detail });
+  return outcome;
+}
+
+/** Where a payment event came from: its log row keeps it. */
+interface EventSource {
+  payloadHash: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  fence?: number;
+}
+
+/**
+ * The payments row (what the event did to its order) and the event's DONE log row, written
+ * with its effect, so a redelivery changes nothing.
+ */
+async function recordPaymentEvent(
+  tx: Tx,
+  event: PaymentCompletedEvent,
+  context: EventSource,
+  result: { outcome: PaymentOutcome; detail: string | null },
+) {
   await tx.insert(payments).values({
     eventId: event.eventId,
     orderId: event.orderId,
     status: event.status,
     amountCents: event.amountCents,
     currency: event.currency,
-    outcome,
-    detail,
+    outcome: result.outcome,
+    detail: result.detail,
     receivedAt: new Date(event.receivedAt),
   });
-  await logDone(tx, event, context);
-  return outcome;
-}
-
-/** The payment event's DONE row: written with its effect, so a redelivery changes nothing. */
-async function logDone(
-  tx: Tx,
-  event: PaymentCompletedEvent,
-  context: {
-    payloadHash: string;
-    topic: string;
-    partition: number;
-    offset: string;
-    fence?: number;
-  },
-) {
   await tx.insert(idempotencyLog).values({
     consumer: PAYMENT_COMPLETED_CONSUMER,
     eventId: paymentEventId(event.eventId),
@@ -108,6 +111,19 @@ async function logDone(
     kafkaOffset: Number(context.offset),
     fenceToken: context.fence ?? null,
   });
+}
+
+/** What a payment is checked against: the order's status and what it costs. */
+type OrderForPayment = { status: string; totalCents: number; currency: string };
+
+/** The order's row, locked (FOR UPDATE) until the payment's transaction ends; null if absent. */
+async function lockOrderForPayment(tx: Tx, orderId: string): Promise<OrderForPayment | null> {
+  const [order] = await tx
+    .select({ status: orders.status, totalCents: orders.totalCents, currency: orders.currency })
+    .from(orders)
+    .where(eq(orders.id, orderId))
+    .for("update");
+  return order ?? null;
 }
 
 type PaymentFacts = Pick<
@@ -125,7 +141,7 @@ type PaymentFacts = Pick<
 export async function settlePayment(
   tx: Tx,
   event: PaymentFacts,
-  order: { status: string; totalCents: number; currency: string } | null,
+  order: OrderForPayment | null,
   by: { actor: string; fence: number },
 ): Promise<{ outcome: PaymentOutcome; detail: string | null }> {
   const eventId = paymentEventId(event.eventId);
@@ -197,33 +213,27 @@ export async function settlePayment(
 export async function parkPayment(
   tx: Tx,
   event: PaymentCompletedEvent,
-  context: { payloadHash: string; topic: string; partition: number; offset: string },
+  context: Omit<EventSource, "fence">,
   waitedMs: number,
 ): Promise<void> {
-  await tx.insert(payments).values({
-    eventId: event.eventId,
-    orderId: event.orderId,
-    status: event.status,
-    amountCents: event.amountCents,
-    currency: event.currency,
+  await recordPaymentEvent(tx, event, context, {
     outcome: "AWAITING_ORDER",
     detail: `order not in MySQL after ${Math.round(waitedMs / 1000)} s`,
-    receivedAt: new Date(event.receivedAt),
   });
-  await logDone(tx, event, context);
 }
 
 /**
- * Finishes a parked payment in the caller's transaction: applies it now that its order exists
- * (`order`), or refunds it when the order will never exist (`order` null). Updates the payments
- * row's outcome; returns it, or undefined when the row is no longer AWAITING_ORDER.
+ * Finishes a parked payment in the caller's transaction: applies it now that its order exists,
+ * or refunds it when the order will never exist (the caller knows its order_created FAILED).
+ * Updates the payments row's outcome; returns it, or undefined when the row is no longer
+ * AWAITING_ORDER.
  */
 export async function applyParkedPayment(
   tx: Tx,
   payment: PaymentFacts,
-  order: { status: string; totalCents: number; currency: string } | null,
   by: { actor: string; fence: number },
 ): Promise<PaymentOutcome | undefined> {
+  const order = await lockOrderForPayment(tx, payment.orderId);
   const [row] = await tx
     .select({ outcome: payments.outcome })
     .from(payments)

@@ -1,4 +1,4 @@
-import { cell, EXIT, parseCommandLine, runCli, table, UsageError } from "../cli/support";
+import { cell, EXIT, runCli, table, UsageError } from "../cli/support";
 import { paymentProviderFor } from "../payments/providers";
 import { JOB_NAMES, type JobName } from "./job";
 import { JOBS } from "./jobs";
@@ -17,22 +17,16 @@ Exit codes: 0 nothing found (or everything repaired), 1 findings in a dry run, o
 that --apply could not repair (FAILED, or SKIPPED: a person must look),
 2 a run failed, 3 another instance was running the job, 64 usage error.`;
 
-await runCli(USAGE, async (services) => {
-  const { values, positionals } = parseCommandLine({
-    "dry-run": { type: "boolean" },
-    apply: { type: "boolean" },
-    sale: { type: "string" },
-    incremental: { type: "boolean" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return EXIT.ok;
-  }
-  const [name, ...extra] = positionals;
+const OPTIONS = {
+  "dry-run": { type: "boolean" },
+  apply: { type: "boolean" },
+  sale: { type: "string" },
+  incremental: { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+
+await runCli(USAGE, OPTIONS, async ({ command: name, values }, services) => {
   if (!name) throw new UsageError("name a job");
-  if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
   if (name !== "all" && !JOB_NAMES.includes(name as JobName)) {
     throw new UsageError(`unknown job "${name}"`);
   }

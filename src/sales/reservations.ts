@@ -6,6 +6,12 @@ export interface OrderItem {
   quantity: number;
 }
 
+/** An order's items as the gate's scripts take them in ARGV: the count, then sku, quantity pairs. */
+const itemsArgv = (items: OrderItem[]) => [
+  items.length,
+  ...items.flatMap((i) => [i.sku, i.quantity]),
+];
+
 export type Rejection =
   | { reason: "UNKNOWN_SALE" | "SALE_PAUSED" }
   | { reason: "SALE_NOT_ACTIVE"; startsAt: number; endsAt: number }
@@ -62,8 +68,7 @@ export async function reserveStock(
     request.fingerprint,
     request.staleAfterMs,
     request.keyTtlMs,
-    request.items.length,
-    ...request.items.flatMap((i) => [i.sku, i.quantity]),
+    ...itemsArgv(request.items),
   );
   const code = Number(reply[0]);
   const [a, b, c] = [reply[1], reply[2], reply[3]];
@@ -144,15 +149,15 @@ export async function releaseOrderUnits(
   keys: RedisKeys,
   order: { saleId: string; orderId: string; userId: string; items: OrderItem[] },
 ): Promise<boolean> {
-  const k = keys.sale(order.saleId);
+  const { saleId, orderId, userId, items } = order;
+  const k = keys.sale(saleId);
   const released = await redis.releaseOrderUnits(
     k.stock,
     k.userUnits,
     k.released,
-    order.orderId,
-    order.userId,
-    order.items.length,
-    ...order.items.flatMap((i) => [i.sku, i.quantity]),
+    orderId,
+    userId,
+    ...itemsArgv(items),
   );
   return released === 1;
 }

@@ -1,11 +1,10 @@
-import { appendAudit } from "../../audit/audit_log";
 import { isDuplicateKey } from "../../db/errors";
 import { idempotencyLog } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
 import { type Reservation, releaseReservation, settleReservation } from "../../sales/reservations";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
-import { withOrderLock } from "../order_lock";
+import { recordRepair, repairUnderOrderLock } from "../repair";
 import { reservationFates } from "../reservation_fates";
 import { liveSales } from "../scope";
 
@@ -64,38 +63,22 @@ async function sweepSale(ctx: JobContext, saleId: string) {
       const detail = released
         ? "expired reservation of an order stored OVERSOLD: units given back"
         : "expired reservation of an order MySQL has: settled";
-      const got = await withOrderLock(ctx, orderId, async () => {
+      const finding = { ...entity, kind: "reservation_unsettled", detail };
+      await repairUnderOrderLock(ctx, orderId, finding, async () => {
         if (released) await releaseReservation(redis, keys, saleId, orderId);
         else await settleReservation(redis, keys, saleId, orderId);
-        await database.db.transaction(async (tx) => {
-          await ctx.record(
-            { ...entity, kind: "reservation_unsettled", action: "REPAIRED", detail },
-            tx,
-          );
-          await appendAudit(tx, {
-            actor: ctx.actor,
+        await database.db.transaction((tx) =>
+          recordRepair(ctx, tx, finding, {
             action: "RESERVATION_UNSETTLED",
-            entityType: "reservation",
-            entityId: entity.entityId,
             before: { reservation: "present" },
             after: {
               reservation: null,
               units: released ? "returned to the gate" : "kept by the order",
             },
-            reason: detail,
-            runId: ctx.runId,
             correlationId: orderCreatedEventId(orderId),
-          });
-        });
+          }),
+        );
       });
-      if (!got) {
-        await ctx.record({
-          ...entity,
-          kind: "reservation_unsettled",
-          action: "SKIPPED",
-          detail: `${detail}; the order is locked (being processed), next run`,
-        });
-      }
       continue;
     }
     const status = logStatus(orderId);
@@ -122,11 +105,13 @@ async function sweepSale(ctx: JobContext, saleId: string) {
       await ctx.record({ ...finding, action: "NONE" });
       continue;
     }
-    const got = await withOrderLock(ctx, orderId, async () => {
-      // FAILED already: an earlier run (or the consumer) settled its fate; only the Redis
-      // release may be left. Else the FAILED row is written here, with the audit row.
-      const detail =
-        status === undefined ? finding.detail : `${finding.detail} (finishing an earlier release)`;
+    // FAILED already: an earlier run (or the consumer) settled its fate; only the Redis release
+    // may be left. Else the FAILED row is written here, with the audit row.
+    const repairing =
+      status === undefined
+        ? finding
+        : { ...finding, detail: `${finding.detail} (finishing an earlier release)` };
+    await repairUnderOrderLock(ctx, orderId, repairing, async () => {
       let becameOrder = false;
       try {
         await database.db.transaction(async (tx) => {
@@ -141,16 +126,10 @@ async function sweepSale(ctx: JobContext, saleId: string) {
               lastError: `reservation expired at ${new Date(r.expiresAt).toISOString()} before its order reached MySQL; released by ${ctx.actor}`,
             });
           }
-          await ctx.record({ ...finding, action: "REPAIRED", detail }, tx);
-          await appendAudit(tx, {
-            actor: ctx.actor,
+          await recordRepair(ctx, tx, repairing, {
             action: "RESERVATION_RELEASED",
-            entityType: "reservation",
-            entityId: entity.entityId,
             before: finding.actual,
             after: { reservation: null, units: "returned to the gate" },
-            reason: detail,
-            runId: ctx.runId,
             correlationId: orderCreatedEventId(orderId),
           });
         });
@@ -160,11 +139,5 @@ async function sweepSale(ctx: JobContext, saleId: string) {
       }
       if (!becameOrder) await releaseReservation(redis, keys, saleId, orderId);
     });
-    if (!got)
-      await ctx.record({
-        ...finding,
-        action: "SKIPPED",
-        detail: "the order is locked (being processed); next run",
-      });
   }
 }

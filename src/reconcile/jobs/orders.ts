@@ -1,5 +1,4 @@
 import { and, eq, isNull, lt, sql } from "drizzle-orm";
-import { appendAudit } from "../../audit/audit_log";
 import { idempotencyLog, orders } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
@@ -11,7 +10,7 @@ import {
 } from "../../sales/reservations";
 import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
-import { withOrderLock } from "../order_lock";
+import { type Observed, recordRepair, repairUnderOrderLock } from "../repair";
 import { replayOrderCreated } from "../replay";
 import { reservationFates } from "../reservation_fates";
 import { liveSales } from "../scope";
@@ -77,7 +76,7 @@ async function checkReservations(
     const entity = { entityType: "reservation" as const, entityId: `${saleId}/${r.orderId}` };
     const status = logStatus(r.orderId);
     if (persisted.has(r.orderId)) {
-      await repairUnderLock(
+      await reportOrRepair(
         ctx,
         r.orderId,
         {
@@ -97,7 +96,7 @@ async function checkReservations(
         ctx.count("lostDeferred"); // the consumers are behind: it may only be late
         continue;
       }
-      await repairUnderLock(
+      await reportOrRepair(
         ctx,
         r.orderId,
         {
@@ -110,7 +109,7 @@ async function checkReservations(
         () => replayOrderCreated(ctx.services, saleId, r),
       );
     } else if (status === "FAILED") {
-      await repairUnderLock(
+      await reportOrRepair(
         ctx,
         r.orderId,
         {
@@ -125,50 +124,31 @@ async function checkReservations(
   }
 }
 
-interface RepairFinding {
-  kind: string;
-  entityType: "reservation" | "idempotency" | "order";
-  entityId: string;
-  detail: string;
-  expected?: unknown;
-  actual?: unknown;
-}
-
-/** Records the finding; in apply mode runs `repair` under the order's lock and audits it. */
-async function repairUnderLock(
+/**
+ * Records the finding; in apply mode runs `repair` under the order's lock and audits it: the
+ * finding's kind is the audit action, its actual and expected states are before and after.
+ */
+async function reportOrRepair(
   ctx: JobContext,
   orderId: string,
-  finding: RepairFinding,
+  finding: Observed & { detail: string },
   repair: () => Promise<unknown>,
 ) {
   if (!ctx.apply) {
     await ctx.record({ ...finding, action: "NONE" });
     return;
   }
-  const got = await withOrderLock(ctx, orderId, async () => {
+  await repairUnderOrderLock(ctx, orderId, finding, async () => {
     await repair();
-    await ctx.services.database.db.transaction(async (tx) => {
-      await ctx.record({ ...finding, action: "REPAIRED" }, tx);
-      await appendAudit(tx, {
-        actor: ctx.actor,
+    await ctx.services.database.db.transaction((tx) =>
+      recordRepair(ctx, tx, finding, {
         action: finding.kind.toUpperCase(),
-        entityType: finding.entityType,
-        entityId: finding.entityId,
         before: finding.actual ?? null,
         after: finding.expected ?? null,
-        reason: finding.detail,
-        runId: ctx.runId,
         correlationId: orderCreatedEventId(orderId),
-      });
-    });
+      }),
+    );
   });
-  if (!got) {
-    await ctx.record({
-      ...finding,
-      action: "SKIPPED",
-      detail: `${finding.detail}; the order is locked (being processed), next run`,
-    });
-  }
 }
 
 async function reportDoneWithoutOrder(ctx: JobContext) {
@@ -240,11 +220,12 @@ async function finishStuckProcessing(ctx: JobContext) {
         "no order yet: the claim is removed and order_created replayed from the reservation",
       FAILED: "no order and no reservation: nothing to reprocess; marked FAILED",
     }[outcome];
+    const finding = { ...entity, kind: "idempotency_processing_stuck", detail };
     if (!ctx.apply) {
-      await ctx.record({ ...entity, kind: "idempotency_processing_stuck", action: "NONE", detail });
+      await ctx.record({ ...finding, action: "NONE" });
       continue;
     }
-    const got = await withOrderLock(ctx, orderId, async () => {
+    await repairUnderOrderLock(ctx, orderId, finding, async () => {
       await db.transaction(async (tx) => {
         const where = and(
           eq(idempotencyLog.consumer, row.consumer),
@@ -262,19 +243,10 @@ async function finishStuckProcessing(ctx: JobContext) {
               updatedAt: new Date(),
             })
             .where(where);
-        await ctx.record(
-          { ...entity, kind: "idempotency_processing_stuck", action: "REPAIRED", detail },
-          tx,
-        );
-        await appendAudit(tx, {
-          actor: ctx.actor,
+        await recordRepair(ctx, tx, finding, {
           action: "IDEMPOTENCY_PROCESSING_FINISHED",
-          entityType: "idempotency",
-          entityId: entity.entityId,
           before: { status: "PROCESSING", updatedAt: row.updatedAt.toISOString() },
           after: { status: outcome === "REPLAYED" ? null : outcome },
-          reason: detail,
-          runId: ctx.runId,
           correlationId: row.eventId,
         });
       });
@@ -282,12 +254,5 @@ async function finishStuckProcessing(ctx: JobContext) {
         await replayOrderCreated(ctx.services, saleId, reservation);
       }
     });
-    if (!got)
-      await ctx.record({
-        ...entity,
-        kind: "idempotency_processing_stuck",
-        action: "SKIPPED",
-        detail: "the order is locked (being processed); next run",
-      });
   }
 }

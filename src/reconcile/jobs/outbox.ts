@@ -1,11 +1,8 @@
 import { and, asc, count, eq, isNotNull, isNull, lt, type SQL, sql } from "drizzle-orm";
-import { appendAudit } from "../../audit/audit_log";
 import { idempotencyLog, outbox } from "../../db/schema";
 import { publishOutboxRows } from "../../outbox/publish";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
-
-const BATCH = 500;
-const PURGE_BATCH = 5_000;
+import { recordRepair } from "../repair";
 
 /**
  * outbox: rows unsent for longer than outboxStuckMs (the relay is down or keeps failing) are
@@ -22,6 +19,8 @@ export const outboxJob: ReconcileJob = {
     await purge(ctx);
   },
 };
+
+const BATCH = 500;
 
 async function republishStuck(ctx: JobContext) {
   const { db } = ctx.services.database;
@@ -50,16 +49,10 @@ async function republishStuck(ctx: JobContext) {
       const failure = await publishOutboxRows(ctx.services, tx, rows);
       if (failure) return { sent: 0, failure }; // commits the rows' attempt count and error
       for (const row of rows) {
-        await ctx.record({ ...findingOf(row), action: "REPAIRED" }, tx);
-        await appendAudit(tx, {
-          actor: ctx.actor,
+        await recordRepair(ctx, tx, findingOf(row), {
           action: "OUTBOX_REPUBLISHED",
-          entityType: "outbox",
-          entityId: row.eventId,
           before: { sentAt: null, attempts: row.attempts, lastError: row.lastError },
           after: { sentAt: "now" },
-          reason: findingOf(row).detail,
-          runId: ctx.runId,
           correlationId: row.eventId,
         });
       }
@@ -104,6 +97,8 @@ async function purge(ctx: JobContext) {
   ctx.count("outboxPurged", sentPurged);
   ctx.count("idempotencyPurged", donePurged);
 }
+
+const PURGE_BATCH = 5_000;
 
 /** Runs a DELETE in batches, so no purge holds locks on a big range while consumers write. */
 async function deleteInBatches(ctx: JobContext, statement: SQL): Promise<number> {

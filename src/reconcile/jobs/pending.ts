@@ -1,12 +1,11 @@
 import { createHash } from "node:crypto";
 import { and, asc, eq, lt } from "drizzle-orm";
-import { appendAudit } from "../../audit/audit_log";
 import { orders, payments } from "../../db/schema";
 import { transitionOrder } from "../../orders/state_machine";
 import { applyParkedPayment, applyPayment } from "../../payments/apply_payment";
 import type { ProviderPayment } from "../../payments/provider";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
-import { withOrderLock } from "../order_lock";
+import { recordRepair, repairUnderOrderLock } from "../repair";
 import { reservationFates } from "../reservation_fates";
 
 const MAX_PER_RUN = 5_000;
@@ -102,7 +101,7 @@ async function settleOrder(
     await ctx.record({ ...finding, action: "NONE" });
     return;
   }
-  const got = await withOrderLock(ctx, order.id, async (lock) => {
+  await repairUnderOrderLock(ctx, order.id, finding, async (lock) => {
     await ctx.services.database.db.transaction(async (tx) => {
       if (payment.status === "succeeded") {
         const outcome = await applyPayment(
@@ -137,12 +136,8 @@ async function settleOrder(
           fence: lock.fence,
         });
       }
-      await ctx.record({ ...finding, action: "REPAIRED" }, tx);
-      await appendAudit(tx, {
-        actor: ctx.actor,
+      await recordRepair(ctx, tx, finding, {
         action: paid ? "ORDER_PAID" : "ORDER_EXPIRED",
-        entityType: "order",
-        entityId: order.id,
         before: { status: "PENDING" },
         after: {
           status: paid ? "PAID" : "EXPIRED",
@@ -150,8 +145,6 @@ async function settleOrder(
             ? { paymentEventId: payment.status === "succeeded" ? payment.eventId : null }
             : {}),
         },
-        reason: finding.detail,
-        runId: ctx.runId,
         correlationId: ctx.actor,
       });
     });
@@ -161,14 +154,7 @@ async function settleOrder(
       action: "FAILED",
       detail: `${finding.detail}; repair failed: ${(error as Error).message}`,
     });
-    return true;
   });
-  if (!got)
-    await ctx.record({
-      ...finding,
-      action: "SKIPPED",
-      detail: "the order is locked (being processed); next run",
-    });
 }
 
 async function finishParkedPayments(ctx: JobContext) {
@@ -205,17 +191,8 @@ async function finishParkedPayments(ctx: JobContext) {
       await ctx.record({ ...finding, action: "NONE" });
       continue;
     }
-    const got = await withOrderLock(ctx, payment.orderId, async (lock) => {
+    await repairUnderOrderLock(ctx, payment.orderId, finding, async (lock) => {
       await db.transaction(async (tx) => {
-        const [current] = await tx
-          .select({
-            status: orders.status,
-            totalCents: orders.totalCents,
-            currency: orders.currency,
-          })
-          .from(orders)
-          .where(eq(orders.id, payment.orderId))
-          .for("update");
         const outcome = await applyParkedPayment(
           tx,
           {
@@ -225,32 +202,22 @@ async function finishParkedPayments(ctx: JobContext) {
             amountCents: payment.amountCents,
             currency: payment.currency,
           },
-          current ?? null,
           { actor: ctx.actor, fence: lock.fence },
         );
         if (!outcome) return; // finished by someone else meanwhile
-        await ctx.record(
-          { ...finding, action: "REPAIRED", detail: `${finding.detail}: ${outcome}` },
+        await recordRepair(
+          ctx,
           tx,
+          { ...finding, detail: `${finding.detail}: ${outcome}` },
+          {
+            action: "PARKED_PAYMENT_FINISHED",
+            before: { outcome: "AWAITING_ORDER" },
+            after: { outcome },
+            reason: finding.detail,
+            correlationId: `payment:${payment.eventId}`,
+          },
         );
-        await appendAudit(tx, {
-          actor: ctx.actor,
-          action: "PARKED_PAYMENT_FINISHED",
-          entityType: "order",
-          entityId: payment.orderId,
-          before: { outcome: "AWAITING_ORDER" },
-          after: { outcome },
-          reason: finding.detail,
-          runId: ctx.runId,
-          correlationId: `payment:${payment.eventId}`,
-        });
       });
     });
-    if (!got)
-      await ctx.record({
-        ...finding,
-        action: "SKIPPED",
-        detail: "the order is locked (being processed); next run",
-      });
   }
 }

@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { and, eq, gt, isNotNull } from "drizzle-orm";
-import { appendAudit } from "../../audit/audit_log";
 import { orders } from "../../db/schema";
 import { restoreAnswer } from "../../orders/idempotency_keys";
 import { loadSale } from "../../sales/sales";
 import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
+import { recordRepair } from "../repair";
 import { salesInScope } from "../scope";
 import {
   heldUnitsByUser,
@@ -92,29 +92,22 @@ async function correctDrift(ctx: JobContext, saleId: string, skus: SkuBalance[])
   // together right after it (docs/operations.md says how to read such a row).
   await ctx.services.database.db.transaction(async (tx) => {
     for (const [i, s] of skus.entries()) {
-      const detail = `Redis offered ${Math.abs(s.drift)} unit(s) ${s.drift > 0 ? "more" : "fewer"} than the ledger allows`;
-      await ctx.record(
-        {
-          kind: "stock_drift",
-          entityType: "sku",
-          entityId: `${saleId}/${s.sku}`,
-          expected: balanceOf(s),
-          actual: { available: s.available, drift: s.drift },
-          action: ctx.apply ? "REPAIRED" : "NONE",
-          detail,
-        },
-        tx,
-      );
-      if (!ctx.apply) continue;
-      await appendAudit(tx, {
-        actor: ctx.actor,
-        action: "STOCK_CORRECTED",
-        entityType: "sku",
+      const finding = {
+        kind: "stock_drift",
+        entityType: "sku" as const,
         entityId: `${saleId}/${s.sku}`,
+        expected: balanceOf(s),
+        actual: { available: s.available, drift: s.drift },
+        detail: `Redis offered ${Math.abs(s.drift)} unit(s) ${s.drift > 0 ? "more" : "fewer"} than the ledger allows`,
+      };
+      if (!ctx.apply) {
+        await ctx.record({ ...finding, action: "NONE" }, tx);
+        continue;
+      }
+      await recordRepair(ctx, tx, finding, {
+        action: "STOCK_CORRECTED",
         before: { available: s.available },
         after: { available: after[i], delta: -s.drift },
-        reason: detail,
-        runId: ctx.runId,
         correlationId: ctx.actor,
       });
     }
@@ -198,38 +191,34 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
     sale.releasedOrderIds.length,
     ...sale.releasedOrderIds,
   );
-  await ctx.services.database.db.transaction(async (tx) => {
-    const after = {
-      gate: "open",
-      stock: Object.fromEntries(stock),
-      users: users.size,
-      releaseMarkers: sale.releasedOrderIds.length,
-      reservationsKept: sale.reservations,
-      idempotencyKeysRestored: keysRestored,
-    };
-    await ctx.record(
+  const after = {
+    gate: "open",
+    stock: Object.fromEntries(stock),
+    users: users.size,
+    releaseMarkers: sale.releasedOrderIds.length,
+    reservationsKept: sale.reservations,
+    idempotencyKeysRestored: keysRestored,
+  };
+  await ctx.services.database.db.transaction((tx) =>
+    recordRepair(
+      ctx,
+      tx,
       {
         ...entity,
-        action: "REPAIRED",
         expected: after,
         actual: { gate: observed.gate },
         detail: "gate closed, order_created drained, rebuilt from MySQL, reopened",
       },
-      tx,
-    );
-    await appendAudit(tx, {
-      actor: ctx.actor,
-      action: "GATE_REBUILT",
-      entityType: "sale",
-      entityId: sale.saleId,
-      before: { gate: observed.gate },
-      after,
-      reason:
-        observed.gate === "missing" ? "Redis lost the sale's gate" : "the gate was left closed",
-      runId: ctx.runId,
-      correlationId: ctx.actor,
-    });
-  });
+      {
+        action: "GATE_REBUILT",
+        before: { gate: observed.gate },
+        after,
+        reason:
+          observed.gate === "missing" ? "Redis lost the sale's gate" : "the gate was left closed",
+        correlationId: ctx.actor,
+      },
+    ),
+  );
 }
 
 /** Idempotency-Key records of the sale's orders still inside the key window, from MySQL. */

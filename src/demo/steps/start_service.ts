@@ -1,0 +1,72 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ServiceProcess } from "../processes";
+import type { DemoStores } from "./stores";
+
+export interface DemoService {
+  apiUrl: string;
+  /** consumer-1 and consumer-2: the faults step crashes the first. */
+  consumers: ServiceProcess[];
+}
+
+/**
+ * The service as separate processes (`bun src/main.ts` with ROLES): api, two consumers, relay,
+ * scheduler, with the reconcilers scheduled every few seconds. Each process is added to
+ * `running` as it starts, so the caller stops what started even when a later one fails.
+ */
+export async function startService(
+  env: Record<string, string | undefined> | undefined,
+  stores: DemoStores,
+  providerUrl: string,
+  running: ServiceProcess[],
+  progress: (line: string) => void,
+): Promise<DemoService> {
+  const port = await freePort();
+  const processEnv = (roles: string) => ({
+    ...(process.env as Record<string, string>),
+    ...(env as Record<string, string>),
+    ROLES: roles,
+    PORT: String(port),
+    DATABASE_URL: stores.databaseUrl,
+    NAMESPACE: stores.namespace,
+    // info: the processes' "started" line is how the demo knows they are up.
+    LOG_LEVEL: "info",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    PAYMENT_PROVIDER_URL: providerUrl,
+    RECONCILE_SCHEDULE:
+      "stock=*/3 * * * * *; orders=*/5 * * * * *; expiry=*/2 * * * * *; pending=*/2 * * * * *; outbox=*/10 * * * * *",
+    RECONCILE_LOST_GRACE_SECONDS: "10",
+    RECONCILE_PENDING_GRACE_SECONDS: "1",
+    RECONCILE_CONFIRM_DELAY_MS: "500",
+  });
+  const api = new ServiceProcess("api", processEnv("api"));
+  const consumers = [1, 2].map((i) => new ServiceProcess(`consumer-${i}`, processEnv("consumers")));
+  const relay = new ServiceProcess("relay", processEnv("relay"));
+  const scheduler = new ServiceProcess("scheduler", processEnv("scheduler"));
+  progress("starting api, 2 consumers, relay, scheduler …");
+  api.start(); // first: it creates the topics the others subscribe to
+  running.push(api);
+  await api.started();
+  for (const p of [...consumers, relay, scheduler]) {
+    p.start();
+    running.push(p);
+  }
+  await Promise.all([...consumers, relay, scheduler].map((p) => p.started()));
+  return { apiUrl: `http://127.0.0.1:${port}`, consumers };
+}
+
+/** Stops the processes, the last started first. */
+export async function stopService(running: ServiceProcess[]): Promise<void> {
+  for (const p of running.reverse()) await p.stop().catch(() => {});
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

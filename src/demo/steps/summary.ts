@@ -1,0 +1,159 @@
+import { count, eq, sql } from "drizzle-orm";
+import { verifyAuditChain } from "../../audit/audit_log";
+import type { Db } from "../../db/client";
+import { auditLog, orders, payments, reconcileFindings } from "../../db/schema";
+import type { BuyersOutcome } from "./buyers";
+import type { Books } from "./reconcilers";
+import type { DemoStores } from "./stores";
+
+export interface Summary {
+  ok: boolean;
+  text: string;
+  /** The invariants that did not hold. */
+  failures: string[];
+}
+
+/**
+ * What happened (requests, orders, stock per SKU, the reconcilers' repairs) and the
+ * invariants, checked on the stores: no oversell, nothing lost, no duplicates, each payment
+ * applied at most once, no order left PENDING, the audit chain intact.
+ */
+export async function summarize(
+  o: { units: number; skus: number; buyers: number; seed: number; keep: boolean },
+  stores: DemoStores,
+  at: { saleId: string; apiUrl: string },
+  buyers: BuyersOutcome,
+  state: Books,
+): Promise<Summary> {
+  const { saleId, apiUrl } = at;
+  const { databaseUrl, namespace } = stores;
+  const { sent, tally, replayMismatch } = buyers;
+  const stored = await storedFacts(stores.services.database.db, saleId);
+  const { byStatus, refunds, repairs, auditRows, chain, dupes, paidTwice } = stored;
+
+  const failures: string[] = [];
+  const check = (ok: boolean, what: string) => {
+    if (!ok) failures.push(what);
+    return ok ? "✓" : "✗";
+  };
+  const acceptedCount = tally.get("accepted") ?? 0;
+  const persisted = Object.values(byStatus).reduce((a, b) => a + b, 0);
+  const lines: string[] = [];
+  const row = (label: string, value: string | number) =>
+    lines.push(`  ${label.padEnd(34)} ${value}`);
+  lines.push(
+    "",
+    `Flash sale ${saleId}: ${o.units} units over ${o.skus} SKUs, ${o.buyers} buyers, seed ${o.seed}`,
+    "",
+  );
+  lines.push("Requests");
+  row("sent", sent);
+  row("accepted (202)", acceptedCount);
+  row("replayed (same Idempotency-Key)", tally.get("replayed") ?? 0);
+  row("sold out (409 SOLD_OUT)", tally.get("SOLD_OUT") ?? 0);
+  row("over the per-user limit", tally.get("LIMIT_EXCEEDED") ?? 0);
+  row("paused (gate rebuilt), then retried", tally.get("SALE_PAUSED") ?? 0);
+  const other = [...tally].filter(
+    ([k]) => !["accepted", "replayed", "SOLD_OUT", "LIMIT_EXCEEDED", "SALE_PAUSED"].includes(k),
+  );
+  row("other answers", other.length ? other.map(([k, v]) => `${k}=${v}`).join(" ") : 0);
+  lines.push("", "Orders");
+  row("persisted in MySQL", persisted);
+  row("paid", (byStatus.PAID ?? 0) + (byStatus.CONFIRMED ?? 0) + (byStatus.SHIPPED ?? 0));
+  row("expired (never paid)", byStatus.EXPIRED ?? 0);
+  row("cancelled by the stock floor", byStatus["CANCELLED/OVERSOLD"] ?? 0);
+  row("still pending", byStatus.PENDING ?? 0);
+  row("refunds requested (paid too late)", refunds);
+  lines.push("", "Stock per SKU: total = available + reserved + held (+ on its way back)");
+  for (const s of state.skus) {
+    const ok = s.drift === 0 && s.available !== null && s.held <= s.total;
+    lines.push(
+      `  ${check(ok, `conservation ${s.sku}: drift ${s.drift}`)} ${s.sku.padEnd(8)} ${s.total} = ${s.available ?? "?"} + ${s.reserved} + ${s.held}${s.pendingRelease ? ` + ${s.pendingRelease}` : ""}${s.drift ? `   drift ${s.drift}` : ""}`,
+    );
+  }
+  lines.push("", "Invariants");
+  const soldUnits = state.skus.reduce((a, s) => a + s.held, 0);
+  lines.push(
+    `  ${check(soldUnits <= o.units, "no oversell")} no oversell: ${soldUnits} units held of ${o.units}`,
+  );
+  lines.push(
+    `  ${check(state.missing.length === 0, `${state.missing.length} accepted orders neither in MySQL nor released`)} nothing lost: every 202 is an order or a released reservation (${state.missing.length} missing)`,
+  );
+  lines.push(
+    `  ${check(dupes === 0 && replayMismatch.length === 0, "duplicates")} duplicates: ${dupes + replayMismatch.length} (orders twice, or a replay with another orderId)`,
+  );
+  lines.push(
+    `  ${check(paidTwice === 0, "a payment applied twice")} each payment applied at most once`,
+  );
+  lines.push(
+    `  ${check((byStatus.PENDING ?? 0) === 0, "orders left PENDING")} no order left PENDING past its window`,
+  );
+  lines.push(
+    `  ${check(chain.ok, "audit chain broken")} audit chain verified: ${chain.rows} rows${chain.ok ? "" : ` — broken at seq ${chain.seq} (${chain.problem})`}`,
+  );
+  lines.push("", "Repairs by the reconcilers");
+  if (repairs.length === 0) row("none", "");
+  for (const r of repairs) row(r.kind, r.n);
+  row("audit rows written", auditRows);
+  lines.push(
+    "",
+    failures.length === 0 ? "Every invariant held." : `FAILED: ${failures.join("; ")}`,
+  );
+  const example = [...buyers.accepted.values()][0]?.orderId;
+  lines.push(
+    "",
+    "Where to look next",
+    ...(o.keep
+      ? [
+          `  curl ${apiUrl}/v1/orders/${example ?? "<orderId>"}   (while the service runs)`,
+          `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} bun run reconcile all --dry-run`,
+          `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} bun run audit query --order ${example ?? "<orderId>"}`,
+        ]
+      : [
+          "  run with --keep to keep this sale's database, keys and topics, then:",
+          "  bun run reconcile all --dry-run · bun run audit verify · bun run audit query --order <id>",
+          "  GET /v1/orders/{orderId} on a running service (bun run start)",
+        ]),
+  );
+  return { ok: failures.length === 0, text: lines.join("\n"), failures };
+}
+
+/** What MySQL says about the sale once the books balance (or the wait gave up). */
+async function storedFacts(db: Db, saleId: string) {
+  const byStatus = Object.fromEntries(
+    (
+      await db
+        .select({ status: orders.status, reason: orders.statusReason, n: count() })
+        .from(orders)
+        .where(eq(orders.saleId, saleId))
+        .groupBy(orders.status, orders.statusReason)
+    ).map((r) => [`${r.status}${r.reason === "OVERSOLD" ? "/OVERSOLD" : ""}`, r.n]),
+  ) as Record<string, number>;
+  const [refunds] = await db
+    .select({ n: count() })
+    .from(payments)
+    .where(eq(payments.outcome, "LATE_REFUND_REQUESTED"));
+  const repairs = await db
+    .select({ kind: reconcileFindings.kind, n: count() })
+    .from(reconcileFindings)
+    .where(eq(reconcileFindings.action, "REPAIRED"))
+    .groupBy(reconcileFindings.kind);
+  const [auditRows] = await db.select({ n: count() }).from(auditLog);
+  const chain = await verifyAuditChain(db);
+  const [dupes] = (await db.execute(
+    sql`select count(*) as n from (select id from orders group by id having count(*) > 1) d`,
+  )) as unknown as [{ n: number }[]];
+  const [paidTwice] = (await db.execute(
+    sql`select count(*) as n from (select order_id from payments where outcome = 'APPLIED' group by order_id having count(*) > 1) d`,
+  )) as unknown as [{ n: number }[]];
+  return {
+    byStatus,
+    refunds: refunds?.n ?? 0,
+    repairs,
+    auditRows: auditRows?.n ?? 0,
+    chain,
+    /** Orders stored twice, and orders with two APPLIED payments. */
+    dupes: Number(dupes?.[0]?.n ?? 0),
+    paidTwice: Number(paidTwice?.[0]?.n ?? 0),
+  };
+}
