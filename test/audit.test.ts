@@ -1,18 +1,12 @@
 import { eq, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { appendAudit, auditHash, verifyAuditChain } from "../src/audit/audit_log";
 import { auditLog } from "../src/db/schema";
-import { createApp } from "../src/http/app";
-import { createTestContext, type TestContext } from "./support/context";
 import { openSale } from "./support/sales";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url);
-});
-afterAll(() => ctx?.cleanup());
-
-const db = () => ctx.services.database.db;
+const world = useWorld(import.meta.url);
+const db = () => world.db;
 
 async function appendSome(n: number) {
   for (let i = 0; i < n; i++) {
@@ -60,9 +54,8 @@ describe("audit trail", () => {
   });
 
   it("an admin action writes its audit row with the change it describes", async () => {
-    const app = createApp(ctx.services);
     const before = (await verifyAuditChain(db())).rows;
-    const sale = await openSale(app, ctx.services);
+    const sale = await openSale(world.app, world.services);
     const [row] = await db().select().from(auditLog).where(eq(auditLog.entityId, sale.saleId));
     expect(row).toMatchObject({
       actor: "admin:bootstrap",

@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { and, eq, inArray } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { orderCreatedConsumer } from "../src/consumers/order_created";
 import { paymentCompletedConsumer } from "../src/consumers/payment_completed";
 import { stockReleaseConsumer } from "../src/consumers/stock_release";
 import { idempotencyLog, orders, payments } from "../src/db/schema";
 import { encodeOrderCreated } from "../src/events/order_created";
 import type { OrderStatusChangedEvent } from "../src/events/order_status_changed";
-import { createApp } from "../src/http/app";
 import { ACKS_ALL } from "../src/kafka/client";
 import type { RunningConsumer } from "../src/kafka/consumer_runner";
 import {
@@ -15,53 +14,43 @@ import {
   PAYMENT_COMPLETED_CONSUMER,
   STOCK_RELEASE_CONSUMER,
 } from "../src/kafka/topics";
-import { PaymentSimulator } from "../src/payments/simulator";
-import type { Component } from "../src/runtime/component";
-import { startAll, stopAll } from "./support/components";
-import { createTestContext, eventually, type TestContext } from "./support/context";
-import { openSale, orderRequest, readMessages } from "./support/sales";
+import { eventually } from "./support/context";
+import { persistedOrder, placeOrder } from "./support/orders";
+import { simulatedProvider } from "./support/payments";
+import { openSale, readMessages } from "./support/sales";
+import { useWorld } from "./support/world";
 
 /**
  * Per topic, a poison message (it decodes, but its handler fails the same way on every try)
  * sits in front of good messages in the same partition: the runner dead-letters it after its
  * bounded attempts, with a FAILED log row, and every good message behind it is applied.
  */
-let ctx: TestContext;
-let app: ReturnType<typeof createApp>;
-let provider: PaymentSimulator;
-const running: Component[] = [];
+// Small backoffs keep the bound short; the policy is the production one.
+const fastRetry = { initialBackoffMs: 20, maxBackoffMs: 200 };
 let orderConsumer: RunningConsumer;
 let paymentConsumer: RunningConsumer;
 let releaseConsumer: RunningConsumer;
-// Small backoffs keep the bound short; the policy is the production one.
-const fastRetry = { initialBackoffMs: 20, maxBackoffMs: 200 };
-
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url, { kafka: true });
-  app = createApp(ctx.services);
-  provider = new PaymentSimulator(
-    async (path, init) => app.request(path, init),
-    ctx.config.paymentWebhookSecret,
-  );
-  orderConsumer = orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000, retry: fastRetry });
-  paymentConsumer = paymentCompletedConsumer(ctx.services, {
-    lockTtlMs: 2_000,
-    orderWaitMs: 60_000,
-    retry: fastRetry,
-  });
-  releaseConsumer = stockReleaseConsumer(ctx.services, { retry: fastRetry });
-  await startAll(running, [orderConsumer, paymentConsumer, releaseConsumer]);
-}, 60_000);
-afterAll(async () => {
-  await stopAll(running);
-  await ctx?.cleanup();
+const world = useWorld(import.meta.url, {
+  kafka: true,
+  components: (services) => {
+    orderConsumer = orderCreatedConsumer(services, { lockTtlMs: 2_000, retry: fastRetry });
+    paymentConsumer = paymentCompletedConsumer(services, {
+      lockTtlMs: 2_000,
+      orderWaitMs: 60_000,
+      retry: fastRetry,
+    });
+    releaseConsumer = stockReleaseConsumer(services, { retry: fastRetry });
+    return [orderConsumer, paymentConsumer, releaseConsumer];
+  },
 });
-
-const db = () => ctx.services.database.db;
+const db = () => world.db;
 
 /** Sends messages to partition 0 in this order, so the poison is in front of the good ones. */
-async function sendInOrder(topic: string, messages: { key: string; value: string }[]) {
-  await ctx.services.producer.send({
+async function sendInOrder(
+  topic: string,
+  messages: { key: string; value: string; headers?: Record<string, string> }[],
+) {
+  await world.services.producer.send({
     topic,
     acks: ACKS_ALL,
     messages: messages.map((m) => ({ ...m, partition: 0 })),
@@ -76,22 +65,13 @@ async function failedRow(consumer: string, eventId: string) {
   return row?.status === "FAILED" ? row : undefined;
 }
 
-async function placeAndPersist(saleId: string) {
-  const r = await orderRequest(app, {
-    userId: "buyer",
-    saleId,
-    items: [{ sku: "A", quantity: 1 }],
-  });
-  const { orderId } = (await r.json()) as { orderId: string };
-  return eventually(
-    async () => (await db().select().from(orders).where(eq(orders.id, orderId)))[0],
-    { what: `order ${orderId} in MySQL` },
-  );
-}
+const placeAndPersist = async (saleId: string) =>
+  persistedOrder(world, await placeOrder(world, saleId, "buyer"));
+const paid = (orderId: string) => persistedOrder(world, orderId, "PAID", 30_000);
 
 describe("a poison message in front of good ones", () => {
   it("order_created: dead-lettered within its attempts, every order behind it persisted", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 50, priceCents: 100 }],
     });
     const event = (userId: string) => ({
@@ -107,7 +87,7 @@ describe("a poison message in front of good ones", () => {
     const poison = event("u".repeat(100));
     const good = [event("a"), event("b"), event("c")];
     await sendInOrder(
-      ctx.services.topics.orderCreated,
+      world.services.topics.orderCreated,
       [poison, ...good].map((e) => encodeOrderCreated(e)),
     );
 
@@ -134,8 +114,8 @@ describe("a poison message in front of good ones", () => {
     );
     expect(failed.lastError).toContain("user_id");
     const dlq = await readMessages(
-      ctx.services,
-      ctx.services.topics.deadLetter(ctx.services.topics.orderCreated),
+      world.services,
+      world.services.topics.deadLetter(world.services.topics.orderCreated),
       1,
     );
     expect(dlq[0]?.headers["event-id"]).toBe(`order_created:${poison.orderId}`);
@@ -143,7 +123,7 @@ describe("a poison message in front of good ones", () => {
   });
 
   it("payment_completed: dead-lettered within its attempts, the payment behind it applied", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 50, priceCents: 700 }],
     });
     const order = await placeAndPersist(sale.saleId);
@@ -158,36 +138,34 @@ describe("a poison message in front of good ones", () => {
     const poison = { ...payment, eventId: "evt_poison", receivedAt: 9_000_000_000_000_000 };
     const good = { ...payment, eventId: "evt_good", receivedAt: Date.now() };
     await sendInOrder(
-      ctx.services.topics.paymentCompleted,
-      [poison, good].map((p) => ({ key: order.id, value: JSON.stringify(p) })),
+      world.services.topics.paymentCompleted,
+      [poison, good].map((p) => ({
+        key: order.id,
+        value: JSON.stringify(p),
+        headers: { "event-id": `payment:${p.eventId}` }, // as the webhook sets it
+      })),
     );
 
-    await eventually(
-      async () =>
-        (await db().select().from(orders).where(eq(orders.id, order.id)))[0]?.status === "PAID"
-          ? true
-          : undefined,
-      { what: "the good payment applied", timeoutMs: 30_000 },
-    );
+    await paid(order.id);
     const recorded = await db().select().from(payments).where(eq(payments.orderId, order.id));
     expect(recorded.map((p) => [p.eventId, p.outcome])).toEqual([["evt_good", "APPLIED"]]);
     await eventually(() => failedRow(PAYMENT_COMPLETED_CONSUMER, "payment:evt_poison"), {
       what: "the poison's FAILED row",
     });
     const dlq = await readMessages(
-      ctx.services,
-      ctx.services.topics.deadLetter(ctx.services.topics.paymentCompleted),
+      world.services,
+      world.services.topics.deadLetter(world.services.topics.paymentCompleted),
       1,
     );
     expect(dlq[0]?.value).toMatchObject({ payload: JSON.stringify(poison) });
   });
 
   it("order_status_changed: dead-lettered within its attempts, every release behind it applied", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 10, priceCents: 100 }],
     });
     // The poison's sale has a release-marker key of the wrong type: WRONGTYPE on every try.
-    await ctx.services.redis.set(ctx.services.keys.sale("poisoned").released, "not a set");
+    await world.services.redis.set(world.services.keys.sale("poisoned").released, "not a set");
     const release = (saleId: string): OrderStatusChangedEvent => ({
       type: "order_status_changed",
       version: 1,
@@ -204,17 +182,17 @@ describe("a poison message in front of good ones", () => {
     const poison = release("poisoned");
     const good = [release(sale.saleId), release(sale.saleId), release(sale.saleId)];
     await sendInOrder(
-      ctx.services.topics.orderStatusChanged,
+      world.services.topics.orderStatusChanged,
       [poison, ...good].map((e) => ({ key: e.orderId, value: JSON.stringify(e) })),
     );
 
-    const k = ctx.services.keys.sale(sale.saleId);
+    const k = world.services.keys.sale(sale.saleId);
     await eventually(
-      async () => ((await ctx.services.redis.scard(k.released)) === 3 ? true : undefined),
+      async () => ((await world.services.redis.scard(k.released)) === 3 ? true : undefined),
       { what: "the three releases", timeoutMs: 30_000 },
     );
-    expect(await ctx.services.redis.hget(k.stock, "A")).toBe("13");
-    expect((await ctx.services.redis.smembers(k.released)).sort()).toEqual(
+    expect(await world.services.redis.hget(k.stock, "A")).toBe("13");
+    expect((await world.services.redis.smembers(k.released)).sort()).toEqual(
       good.map((g) => g.orderId).sort(),
     );
     await eventually(
@@ -232,22 +210,16 @@ describe("a poison message in front of good ones", () => {
 
 describe("a payment callback id at the longest length the webhook accepts", () => {
   it("is applied, not failed on a column too short for its prefixed id", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 50, priceCents: 900 }],
     });
     const order = await placeAndPersist(sale.saleId);
     const callback = {
-      ...provider.charge(order.id, order.totalCents, order.currency),
+      ...simulatedProvider(world).charge(order.id, order.totalCents, order.currency),
       eventId: `evt_${"x".repeat(60)}`, // 64 characters, the webhook's limit
     };
-    expect(await provider.deliver(callback)).toBe(200);
-    await eventually(
-      async () =>
-        (await db().select().from(orders).where(eq(orders.id, order.id)))[0]?.status === "PAID"
-          ? true
-          : undefined,
-      { what: "the order paid", timeoutMs: 30_000 },
-    );
+    expect(await simulatedProvider(world).deliver(callback)).toBe(200);
+    await paid(order.id);
     const [logged] = await db()
       .select()
       .from(idempotencyLog)

@@ -1,15 +1,11 @@
 import { eq, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { isCheckViolation, isDuplicateKey } from "../src/db/errors";
 import { migrateDatabase } from "../src/db/migrate";
 import { orderItems, orderStatusHistory, orders, outbox, saleSkus, sales } from "../src/db/schema";
-import { createTestContext, type TestContext } from "./support/context";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url);
-});
-afterAll(() => ctx?.cleanup());
+const world = useWorld(import.meta.url);
 
 const saleRow = (id: string) => ({
   id,
@@ -21,9 +17,9 @@ const saleRow = (id: string) => ({
 });
 
 async function tableNames(): Promise<string[]> {
-  const [rows] = await ctx.services.database.pool.query(
+  const [rows] = await world.services.database.pool.query(
     "select table_name as name from information_schema.tables where table_schema = ?",
-    [ctx.databaseName],
+    [world.databaseName],
   );
   return (rows as { name: string }[]).map((r) => r.name).sort();
 }
@@ -48,13 +44,13 @@ describe("migrations (drizzle migrate() on the real server)", () => {
   });
 
   it("applied a second time change nothing", async () => {
-    const { db } = ctx.services.database;
+    const { db } = world;
     await db.insert(sales).values(saleRow("migrate-twice"));
-    const [before] = await ctx.services.database.pool.query("select * from __drizzle_migrations");
+    const [before] = await world.services.database.pool.query("select * from __drizzle_migrations");
 
-    await migrateDatabase(ctx.config.database.url);
+    await migrateDatabase(world.config.database.url);
 
-    const [after] = await ctx.services.database.pool.query("select * from __drizzle_migrations");
+    const [after] = await world.services.database.pool.query("select * from __drizzle_migrations");
     expect(after).toEqual(before);
     expect(await db.select().from(sales).where(eq(sales.id, "migrate-twice"))).toHaveLength(1);
   });
@@ -62,7 +58,7 @@ describe("migrations (drizzle migrate() on the real server)", () => {
 
 describe("drizzle on this server", () => {
   it("rolls a transaction back when its callback throws", async () => {
-    const { db } = ctx.services.database;
+    const { db } = world;
     await expect(
       db.transaction(async (tx) => {
         await tx.insert(sales).values(saleRow("rolled-back"));
@@ -77,7 +73,7 @@ describe("drizzle on this server", () => {
   });
 
   it("round-trips JSON as objects (MariaDB stores JSON as text)", async () => {
-    const { db } = ctx.services.database;
+    const { db } = world;
     const payload = { orderId: "o-json", items: [{ sku: "A", quantity: 2 }], note: "ü €" };
     const [inserted] = await db
       .insert(outbox)
@@ -97,7 +93,7 @@ describe("drizzle on this server", () => {
   });
 
   it("enforces the MySQL stock floor: held can never exceed total stock", async () => {
-    const { db } = ctx.services.database;
+    const { db } = world;
     await db.insert(sales).values(saleRow("floor"));
     await db.insert(saleSkus).values({ saleId: "floor", sku: "A", totalStock: 3, priceCents: 100 });
 
@@ -120,7 +116,7 @@ describe("drizzle on this server", () => {
   });
 
   it("refuses a second order with the same id (the primary key is the orderId)", async () => {
-    const { db } = ctx.services.database;
+    const { db } = world;
     await db.insert(sales).values(saleRow("dup"));
     const order = {
       id: "0190b6f0-0000-7000-8000-000000000001",
@@ -148,7 +144,7 @@ describe("drizzle on this server", () => {
   // MariaDB has no LATERAL and no outer references inside derived tables, so a nested `with`
   // must not use orderBy/limit (drizzle then builds a derived table); sort in code instead.
   it("answers relational queries without LATERAL joins (MariaDB has none)", async () => {
-    const { db } = ctx.services.database;
+    const { db } = world;
     await db.insert(sales).values(saleRow("rel"));
     const id = "0190b6f0-0000-7000-8000-0000000000aa";
     const placedAt = new Date("2026-11-24T10:00:00.123Z");

@@ -1,21 +1,15 @@
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createApp } from "../src/http/app";
-import { createTestContext, type TestContext } from "./support/context";
 import { openSale } from "./support/sales";
+import { useWorld } from "./support/world";
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-let ctx: TestContext;
-let app: ReturnType<typeof createApp>;
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url, { kafka: true });
-  app = createApp(ctx.services);
-});
-afterAll(() => ctx?.cleanup());
+const world = useWorld(import.meta.url, { kafka: true });
 
 const placeOrder = (body: unknown, headers: Record<string, string>) =>
-  app.request("/v1/orders", {
+  world.app.request("/v1/orders", {
     method: "POST",
     headers: {
       "content-type": "application/json",
@@ -27,7 +21,7 @@ const placeOrder = (body: unknown, headers: Record<string, string>) =>
 
 describe("X-Request-Id", () => {
   it("echoes the caller's id on a 202 and on the 200 that reads the order", async () => {
-    const sale = await openSale(app, ctx.services);
+    const sale = await openSale(world.app, world.services);
     const placed = await placeOrder(
       { userId: "u", saleId: sale.saleId, items: [{ sku: "A", quantity: 1 }] },
       { "x-request-id": "order-flow-1" },
@@ -36,7 +30,7 @@ describe("X-Request-Id", () => {
     expect(placed.headers.get("x-request-id")).toBe("order-flow-1");
     const { orderId } = (await placed.json()) as { orderId: string };
 
-    const read = await app.request(`/v1/orders/${orderId}`, {
+    const read = await world.app.request(`/v1/orders/${orderId}`, {
       headers: { "x-request-id": "order-flow-2" },
     });
     expect(read.status).toBe(200);
@@ -55,7 +49,7 @@ describe("X-Request-Id", () => {
 
   it("echoes it on a 404, for an unknown order and for no route", async () => {
     for (const path of ["/v1/orders/01a20c48-60d8-7591-a8fe-86e9bee8dbea", "/v1/nothing-here"]) {
-      const response = await app.request(path, { headers: { "x-request-id": "lost-1" } });
+      const response = await world.app.request(path, { headers: { "x-request-id": "lost-1" } });
       expect(response.status).toBe(404);
       expect(response.headers.get("x-request-id")).toBe("lost-1");
       expect(await response.json()).toMatchObject({ requestId: "lost-1" });
@@ -74,7 +68,7 @@ describe("X-Request-Id", () => {
 
   it("replaces an oversize or garbled id with a minted one, and mints one when none is sent", async () => {
     for (const given of ["r".repeat(129), "two words", "a,b\tc", undefined]) {
-      const response = await app.request("/healthz", {
+      const response = await world.app.request("/healthz", {
         headers: given === undefined ? {} : { "x-request-id": given },
       });
       expect(response.status).toBe(200);
@@ -89,10 +83,10 @@ describe("X-Request-Id", () => {
       { write: (line: string) => lines.push(JSON.parse(line)) },
     );
     const broken = createApp({
-      ...ctx.services,
+      ...world.services,
       logger,
       keys: {
-        ...ctx.services.keys,
+        ...world.services.keys,
         sale: () => {
           throw new TypeError("a bug in the key builder");
         },

@@ -1,23 +1,16 @@
 import type { Consumer, EachMessagePayload } from "kafkajs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ACKS_ALL, createConsumer } from "../src/kafka/client";
 import { groupId } from "../src/kafka/topics";
-import { createTestContext, eventually, type TestContext } from "./support/context";
+import { eventually } from "./support/context";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-const consumers: Consumer[] = [];
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url, { kafka: true });
-});
-afterAll(async () => {
-  await Promise.allSettled(consumers.map((c) => c.disconnect()));
-  await ctx?.cleanup();
-});
+const world = useWorld(import.meta.url, { kafka: true });
 
 /** Runs a group member with manual commits; `commit(i)` decides per message index. */
 async function consume(group: string, topic: string, commit: (index: number) => boolean) {
-  const consumer = createConsumer(ctx.services.kafka, group);
-  consumers.push(consumer);
+  const consumer: Consumer = createConsumer(world.services.kafka, group);
+  world.onCleanup(() => consumer.disconnect().catch(() => {}));
   const seen: number[] = [];
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -38,17 +31,17 @@ async function consume(group: string, topic: string, commit: (index: number) => 
 
 describe("Kafka round trip on the real broker", () => {
   it("provisions the namespace's topics with the configured partitions", async () => {
-    const { admin, topics } = ctx.services;
+    const { admin, topics } = world.services;
     const metadata = await admin.fetchTopicMetadata({ topics: topics.all() });
     expect(metadata.topics.map((t) => t.name).sort()).toEqual(topics.all().sort());
     for (const topic of metadata.topics) {
-      expect(topic.partitions).toHaveLength(ctx.config.kafka.partitions);
+      expect(topic.partitions).toHaveLength(world.config.kafka.partitions);
     }
-    expect(ctx.config.kafka.partitions).toBeGreaterThanOrEqual(3);
+    expect(world.config.kafka.partitions).toBeGreaterThanOrEqual(3);
   });
 
   it("redelivers to the group exactly what was not committed", async () => {
-    const { producer, topics, admin } = ctx.services;
+    const { producer, topics, admin } = world.services;
     const topic = topics.orderCreated;
     const total = 30;
     await producer.send({
@@ -59,7 +52,7 @@ describe("Kafka round trip on the real broker", () => {
         value: JSON.stringify({ index }),
       })),
     });
-    const group = groupId(ctx.namespace, "roundtrip");
+    const group = groupId(world.namespace, "roundtrip");
 
     // First member processes everything but commits only messages 0..19, then leaves.
     const first = await consume(group, topic, (index) => index < 20);
@@ -94,7 +87,7 @@ describe("Kafka round trip on the real broker", () => {
   }, 60_000);
 
   it("keys route every message of one order to one partition", async () => {
-    const { producer, topics } = ctx.services;
+    const { producer, topics } = world.services;
     const results = await producer.send({
       topic: topics.paymentCompleted,
       acks: ACKS_ALL,

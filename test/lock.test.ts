@@ -1,22 +1,12 @@
 import { and, eq, lt } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orders, sales } from "../src/db/schema";
+import { describe, expect, it } from "vitest";
+import { orders } from "../src/db/schema";
 import { DistributedLock, LockLostError } from "../src/lock/distributed_lock";
-import { createTestContext, eventually, type TestContext } from "./support/context";
-import { type Child, startChild } from "./support/process";
+import { eventually } from "./support/context";
+import { insertSaleRow } from "./support/sales";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-const children: Child[] = [];
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url);
-});
-afterAll(async () => {
-  for (const child of children) {
-    child.process.kill("SIGCONT");
-    child.process.kill("SIGKILL");
-  }
-  await ctx?.cleanup();
-});
+const world = useWorld(import.meta.url);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let n = 0;
@@ -24,7 +14,7 @@ const resource = () => `order:lock-test-${++n}`;
 
 describe("distributed lock", () => {
   it("without the watchdog, a task running past the TTL lets a second holder in", async () => {
-    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, {
+    const lock = new DistributedLock(world.services.redis, world.services.keys, {
       ttlMs: 200,
       watchdog: false,
     });
@@ -36,12 +26,12 @@ describe("distributed lock", () => {
     expect(second?.fence).toBeGreaterThan(first?.fence ?? Number.POSITIVE_INFINITY);
     // The first holder's late release must not free the second holder's lock.
     expect(await first?.release()).toBe(false);
-    expect(await ctx.services.redis.exists(ctx.services.keys.lock(r))).toBe(1);
+    expect(await world.services.redis.exists(world.services.keys.lock(r))).toBe(1);
     expect(await second?.release()).toBe(true);
   });
 
   it("with the watchdog, a task of 3×TTL keeps the lock and is not aborted", async () => {
-    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 300 });
+    const lock = new DistributedLock(world.services.redis, world.services.keys, { ttlMs: 300 });
     const r = resource();
     const holder = await lock.tryAcquire(r);
     expect(holder).toBeDefined();
@@ -58,33 +48,33 @@ describe("distributed lock", () => {
     expect(stolen).toBe(0);
     expect(holder?.signal.aborted).toBe(false);
     expect(await holder?.release()).toBe(true);
-    expect(await ctx.services.redis.exists(ctx.services.keys.lock(r))).toBe(0);
+    expect(await world.services.redis.exists(world.services.keys.lock(r))).toBe(0);
   });
 
   it("fires the task's AbortSignal when a renewal finds the lock gone", async () => {
-    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 300 });
+    const lock = new DistributedLock(world.services.redis, world.services.keys, { ttlMs: 300 });
     const r = resource();
     const holder = await lock.tryAcquire(r);
-    await ctx.services.redis.set(ctx.services.keys.lock(r), "someone-else", "PX", 10_000);
+    await world.services.redis.set(world.services.keys.lock(r), "someone-else", "PX", 10_000);
     await eventually(async () => (holder?.signal.aborted ? true : undefined), {
       timeoutMs: 2_000,
       what: "the signal to abort",
     });
     expect(holder?.signal.reason).toBeInstanceOf(LockLostError);
     expect(await holder?.release()).toBe(false);
-    expect(await ctx.services.redis.get(ctx.services.keys.lock(r))).toBe("someone-else");
+    expect(await world.services.redis.get(world.services.keys.lock(r))).toBe("someone-else");
   });
 
   it("withLock runs the task once and reports a lock held elsewhere", async () => {
-    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 1_000 });
+    const lock = new DistributedLock(world.services.redis, world.services.keys, { ttlMs: 1_000 });
     const r = resource();
     const outer = await lock.withLock(r, async () => lock.withLock(r, async () => "inner"));
     expect(outer).toEqual({ acquired: true, value: { acquired: false } });
-    expect(await ctx.services.redis.exists(ctx.services.keys.lock(r))).toBe(0);
+    expect(await world.services.redis.exists(world.services.keys.lock(r))).toBe(0);
   });
 
   it("keeps fencing tokens growing when Redis loses the counter (a wipe)", async () => {
-    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 1_000 });
+    const lock = new DistributedLock(world.services.redis, world.services.keys, { ttlMs: 1_000 });
     const r = resource();
     const tokens: number[] = [];
     for (let i = 0; i < 50; i++) {
@@ -93,7 +83,7 @@ describe("distributed lock", () => {
       await held?.release();
     }
     // Redis restarts empty: the lock and its counter are gone.
-    await ctx.services.redis.del(ctx.services.keys.lock(r), ctx.services.keys.lockFence(r));
+    await world.services.redis.del(world.services.keys.lock(r), world.services.keys.lockFence(r));
     const after = await lock.tryAcquire(r);
     await after?.release();
     expect(tokens.every((t, i) => i === 0 || t === (tokens[i - 1] ?? 0) + 1)).toBe(true);
@@ -102,16 +92,9 @@ describe("distributed lock", () => {
   });
 
   it("fences out a holder paused past its TTL (SIGSTOP) when it resumes", async () => {
-    const { db } = ctx.services.database;
+    const { db } = world;
     const orderId = "0190b6f0-0000-7000-8000-00000000fe0c";
-    await db.insert(sales).values({
-      id: "fence-sale",
-      currency: "EUR",
-      startsAt: new Date(Date.now() - 60_000),
-      endsAt: new Date(Date.now() + 60_000),
-      perUserLimit: 1,
-      paymentWindowSeconds: 60,
-    });
+    await insertSaleRow(db, "fence-sale");
     await db.insert(orders).values({
       id: orderId,
       saleId: "fence-sale",
@@ -123,10 +106,9 @@ describe("distributed lock", () => {
       payBy: new Date(Date.now() + 60_000),
     });
     const r = `order:${orderId}`;
-    const child = startChild(["test/fixtures/lock_holder.ts", r, orderId, "500"], ctx.childEnv(), {
+    const child = world.startChild(["test/fixtures/lock_holder.ts", r, orderId, "500"], {
       stdin: true,
     });
-    children.push(child);
     const childFence = await eventually(
       async () => {
         const m = /ACQUIRED (\d+)/.exec(child.output());
@@ -137,7 +119,7 @@ describe("distributed lock", () => {
 
     child.process.kill("SIGSTOP");
     await sleep(900); // past the 500 ms TTL: the frozen watchdog cannot renew
-    const lock = new DistributedLock(ctx.services.redis, ctx.services.keys, { ttlMs: 500 });
+    const lock = new DistributedLock(world.services.redis, world.services.keys, { ttlMs: 500 });
     const mine = await lock.tryAcquire(r);
     expect(mine?.fence).toBeGreaterThan(childFence);
     const fence = mine?.fence ?? 0;

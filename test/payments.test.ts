@@ -1,61 +1,38 @@
 import { eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orderCreatedConsumer } from "../src/consumers/order_created";
+import { beforeAll, describe, expect, it } from "vitest";
 import { paymentCompletedConsumer } from "../src/consumers/payment_completed";
-import { idempotencyLog, orderStatusHistory, orders, outbox, payments } from "../src/db/schema";
-import { createApp } from "../src/http/app";
+import { idempotencyLog, orderStatusHistory, outbox } from "../src/db/schema";
 import { groupId } from "../src/kafka/topics";
 import { signPayload } from "../src/payments/signature";
-import { PaymentSimulator } from "../src/payments/simulator";
+import type { PaymentSimulator } from "../src/payments/simulator";
 import { awaitGroupDrained } from "../src/reconcile/drain";
-import type { Component } from "../src/runtime/component";
-import { startAll, stopAll } from "./support/components";
-import { createTestContext, eventually, type TestContext } from "./support/context";
-import { adminHeaders, messageCount, openSale, orderRequest } from "./support/sales";
+import { orderConsumer } from "./support/components";
+import { cancelOrder, orderRow, persistedOrder, placeOrder } from "./support/orders";
+import { paymentsOf, recordedPayments, simulatedProvider } from "./support/payments";
+import { messageCount, openSale } from "./support/sales";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-let app: ReturnType<typeof createApp>;
+const world = useWorld(import.meta.url, {
+  kafka: true,
+  components: (services) => [
+    orderConsumer(services),
+    paymentCompletedConsumer(services, { lockTtlMs: 2_000, orderWaitMs: 60_000 }),
+  ],
+});
 let provider: PaymentSimulator;
-const running: Component[] = [];
-let orderConsumer: Component;
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url, { kafka: true });
-  app = createApp(ctx.services);
-  provider = new PaymentSimulator(
-    async (path, init) => app.request(path, init),
-    ctx.config.paymentWebhookSecret,
-  );
-  orderConsumer = orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 });
-  const paymentConsumer = paymentCompletedConsumer(ctx.services, {
-    lockTtlMs: 2_000,
-    orderWaitMs: 60_000,
-  });
-  await startAll(running, [orderConsumer, paymentConsumer]);
-}, 60_000);
-afterAll(async () => {
-  await stopAll(running);
-  await ctx?.cleanup();
+beforeAll(() => {
+  provider = simulatedProvider(world);
 });
 
-const db = () => ctx.services.database.db;
-const orderRow = async (id: string) =>
-  (await db().select().from(orders).where(eq(orders.id, id)))[0];
-const paymentRows = (orderId: string) =>
-  db().select().from(payments).where(eq(payments.orderId, orderId));
+const db = () => world.db;
 
-async function persistedOrder(quantity = 1) {
-  const sale = await openSale(app, ctx.services, {
+/** A PENDING order of `quantity` × A at 15.00 in its own sale, persisted by the order consumer. */
+async function orderAwaitingPayment(quantity = 1) {
+  const sale = await openSale(world.app, world.services, {
     skus: [{ sku: "A", totalStock: 50, priceCents: 1_500 }],
   });
-  const r = await orderRequest(app, {
-    userId: "payer",
-    saleId: sale.saleId,
-    items: [{ sku: "A", quantity }],
-  });
-  const { orderId } = (await r.json()) as { orderId: string };
-  await eventually(async () => ((await orderRow(orderId)) ? true : undefined), {
-    what: "the order",
-  });
+  const orderId = await placeOrder(world, sale.saleId, "payer", [{ sku: "A", quantity }]);
+  await persistedOrder(world, orderId);
   return orderId;
 }
 
@@ -68,7 +45,7 @@ describe("POST /v1/payments/webhook", () => {
     currency: "EUR",
   });
   const post = (payload: string, signature?: string) =>
-    app.request("/v1/payments/webhook", {
+    world.app.request("/v1/payments/webhook", {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -92,13 +69,13 @@ describe("POST /v1/payments/webhook", () => {
   ])("refuses %s (%i) and publishes nothing", async (_name, signature, status, code) => {
     const header =
       signature === "STALE"
-        ? signPayload(ctx.config.paymentWebhookSecret, body, now() - 360)
+        ? signPayload(world.config.paymentWebhookSecret, body, now() - 360)
         : signature;
-    const before = await messageCount(ctx.services, ctx.services.topics.paymentCompleted);
+    const before = await messageCount(world.services, world.services.topics.paymentCompleted);
     const response = await post(body, header);
     expect(response.status).toBe(status);
     expect(((await response.json()) as { code: string }).code).toBe(code);
-    expect(await messageCount(ctx.services, ctx.services.topics.paymentCompleted)).toBe(before);
+    expect(await messageCount(world.services, world.services.topics.paymentCompleted)).toBe(before);
   });
 
   it.each([
@@ -107,49 +84,42 @@ describe("POST /v1/payments/webhook", () => {
     ["a bad status", JSON.stringify({ ...JSON.parse(body), status: "maybe" }), "VALIDATION"],
     ["a negative amount", JSON.stringify({ ...JSON.parse(body), amountCents: -1 }), "VALIDATION"],
   ])("refuses a signed body with %s (400) and publishes nothing", async (_name, payload, code) => {
-    const before = await messageCount(ctx.services, ctx.services.topics.paymentCompleted);
+    const before = await messageCount(world.services, world.services.topics.paymentCompleted);
     const response = await post(
       payload,
-      signPayload(ctx.config.paymentWebhookSecret, payload, now()),
+      signPayload(world.config.paymentWebhookSecret, payload, now()),
     );
     expect(response.status).toBe(400);
     expect(((await response.json()) as { code: string }).code).toBe(code);
-    expect(await messageCount(ctx.services, ctx.services.topics.paymentCompleted)).toBe(before);
+    expect(await messageCount(world.services, world.services.topics.paymentCompleted)).toBe(before);
   });
 });
 
 describe("payment_completed consumer", () => {
   it("moves the order PENDING → PAID exactly once, however often the callback comes", async () => {
-    const orderId = await persistedOrder(2);
+    const orderId = await orderAwaitingPayment(2);
     expect(await provider.pay(orderId, 3_000, "EUR", { duplicates: 3 })).toEqual([
       200, 200, 200, 200,
     ]);
-    await eventually(
-      async () => ((await orderRow(orderId))?.status === "PAID" ? true : undefined),
-      {
-        what: "PAID",
-      },
-    );
+    await persistedOrder(world, orderId, "PAID");
     // A later payment event for another order proves the duplicates were consumed before it.
-    const other = await persistedOrder();
+    const other = await orderAwaitingPayment();
     await provider.pay(other, 1_500, "EUR");
-    await eventually(async () => ((await orderRow(other))?.status === "PAID" ? true : undefined), {
-      what: "PAID",
-    });
+    await persistedOrder(world, other, "PAID");
     const history = await db()
       .select()
       .from(orderStatusHistory)
       .where(eq(orderStatusHistory.orderId, orderId));
     expect(history.map((h) => h.toStatus)).toEqual(["PENDING", "PAID"]);
-    expect((await paymentRows(orderId)).map((p) => p.outcome)).toEqual(["APPLIED"]);
-    expect((await orderRow(orderId))?.version).toBe(1);
+    expect((await paymentsOf(world, orderId)).map((p) => p.outcome)).toEqual(["APPLIED"]);
+    expect((await orderRow(world, orderId))?.version).toBe(1);
   });
 
   it("treats a callback re-sent after its log row was purged as the duplicate it is", async () => {
-    const orderId = await persistedOrder(1);
+    const orderId = await orderAwaitingPayment(1);
     const callback = provider.charge(orderId, 1_500, "EUR");
     expect(await provider.deliver(callback)).toBe(200);
-    await eventually(async () => ((await orderRow(orderId))?.status === "PAID" ? true : undefined));
+    await persistedOrder(world, orderId, "PAID");
     // The outbox job's retention purge removed the DONE row; the provider sends it again.
     await db()
       .delete(idempotencyLog)
@@ -158,77 +128,54 @@ describe("payment_completed consumer", () => {
     // Consumed, not retried forever: the group gets past it.
     expect(
       await awaitGroupDrained(
-        ctx.services,
-        groupId(ctx.config.namespace, "payment_completed"),
-        ctx.services.topics.paymentCompleted,
+        world.services,
+        groupId(world.config.namespace, "payment_completed"),
+        world.services.topics.paymentCompleted,
         15_000,
       ),
     ).toBe(true);
-    expect((await paymentRows(orderId)).map((p) => p.outcome)).toEqual(["APPLIED"]);
-    expect((await orderRow(orderId))?.version).toBe(1);
+    expect((await paymentsOf(world, orderId)).map((p) => p.outcome)).toEqual(["APPLIED"]);
+    expect((await orderRow(world, orderId))?.version).toBe(1);
   });
 
   it("waits for an order whose payment arrives first, then applies it", async () => {
-    await orderConsumer.stop();
-    const sale = await openSale(app, ctx.services, {
+    await world.stop("consumer:order_created");
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 5, priceCents: 700 }],
     });
-    const r = await orderRequest(app, {
-      userId: "early",
-      saleId: sale.saleId,
-      items: [{ sku: "A", quantity: 1 }],
-    });
-    const { orderId } = (await r.json()) as { orderId: string };
+    const orderId = await placeOrder(world, sale.saleId, "early");
     expect(await provider.pay(orderId, 700, "EUR")).toEqual([200]);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    expect(await orderRow(orderId)).toBeUndefined();
+    expect(await orderRow(world, orderId)).toBeUndefined();
 
-    orderConsumer = orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 });
-    await orderConsumer.start();
-    running.push(orderConsumer);
-    await eventually(
-      async () => ((await orderRow(orderId))?.status === "PAID" ? true : undefined),
-      {
-        timeoutMs: 40_000,
-        what: "the early payment to be applied",
-      },
-    );
+    await world.start([orderConsumer(world.services)]);
+    await persistedOrder(world, orderId, "PAID", 40_000); // the early payment applied
   }, 60_000);
 
   it("leaves the order PENDING on a failed payment and flags a mismatch without applying it", async () => {
-    const failed = await persistedOrder();
-    const mismatched = await persistedOrder();
+    const failed = await orderAwaitingPayment();
+    const mismatched = await orderAwaitingPayment();
     await provider.pay(failed, 1_500, "EUR", { status: "failed" });
     await provider.pay(mismatched, 1_500, "EUR", { amountCents: 1 });
-    await eventually(
-      async () => ((await paymentRows(mismatched)).length === 1 ? true : undefined),
-      { what: "records" },
-    );
-    await eventually(async () => ((await paymentRows(failed)).length === 1 ? true : undefined), {
-      what: "records",
-    });
-    expect((await paymentRows(failed))[0]?.outcome).toBe("FAILED_PAYMENT");
-    expect((await paymentRows(mismatched))[0]).toMatchObject({
+    await recordedPayments(world, mismatched, 1);
+    await recordedPayments(world, failed, 1);
+    expect((await paymentsOf(world, failed))[0]?.outcome).toBe("FAILED_PAYMENT");
+    expect((await paymentsOf(world, mismatched))[0]).toMatchObject({
       outcome: "MISMATCH",
       amountCents: 1,
     });
-    expect((await orderRow(failed))?.status).toBe("PENDING");
-    expect((await orderRow(mismatched))?.status).toBe("PENDING");
+    expect((await orderRow(world, failed))?.status).toBe("PENDING");
+    expect((await orderRow(world, mismatched))?.status).toBe("PENDING");
   });
 
   it("records a payment for a cancelled order and asks for a refund through the outbox", async () => {
-    const orderId = await persistedOrder();
-    const cancel = await app.request(`/admin/v1/orders/${orderId}/cancel`, {
-      method: "POST",
-      headers: adminHeaders(ctx.services),
-    });
+    const orderId = await orderAwaitingPayment();
+    const cancel = await cancelOrder(world, orderId);
     expect(cancel.status).toBe(200);
     await provider.pay(orderId, 1_500, "EUR");
-    await eventually(async () => ((await paymentRows(orderId)).length === 1 ? true : undefined), {
-      what: "record",
-    });
-    expect((await paymentRows(orderId))[0]?.outcome).toBe("LATE_REFUND_REQUESTED");
-    expect((await orderRow(orderId))?.status).toBe("CANCELLED");
+    await recordedPayments(world, orderId, 1);
+    expect((await paymentsOf(world, orderId))[0]?.outcome).toBe("LATE_REFUND_REQUESTED");
+    expect((await orderRow(world, orderId))?.status).toBe("CANCELLED");
     const refunds = (await db().select().from(outbox).where(eq(outbox.messageKey, orderId))).filter(
       (row) => row.eventType === "REFUND_REQUESTED",
     );
@@ -241,8 +188,8 @@ describe("payment_completed consumer", () => {
   });
 
   it("copes with reordered callbacks: a late failure does not undo a success", async () => {
-    const first = await persistedOrder();
-    const second = await persistedOrder();
+    const first = await orderAwaitingPayment();
+    const second = await orderAwaitingPayment();
     const failedAttempt = provider.charge(first, 1_500, "EUR", { status: "failed" });
     const success = provider.charge(first, 1_500, "EUR");
     const secondSuccess = provider.charge(second, 1_500, "EUR");
@@ -250,19 +197,17 @@ describe("payment_completed consumer", () => {
     expect(await provider.deliverAll([secondSuccess, success, failedAttempt])).toEqual([
       200, 200, 200,
     ]);
-    await eventually(async () => ((await paymentRows(first)).length === 2 ? true : undefined), {
-      what: "records",
-    });
-    expect((await orderRow(first))?.status).toBe("PAID");
-    expect((await orderRow(second))?.status).toBe("PAID");
-    expect((await paymentRows(first)).map((p) => p.outcome).sort()).toEqual([
+    await recordedPayments(world, first, 2);
+    expect((await orderRow(world, first))?.status).toBe("PAID");
+    expect((await orderRow(world, second))?.status).toBe("PAID");
+    expect((await paymentsOf(world, first)).map((p) => p.outcome).sort()).toEqual([
       "APPLIED",
       "FAILED_PAYMENT",
     ]);
   });
 
   it("answers the provider port's status query from what it charged", async () => {
-    const orderId = await persistedOrder();
+    const orderId = await orderAwaitingPayment();
     expect(await provider.paymentStatus(orderId)).toEqual({ status: "none" });
     await provider.pay(orderId, 1_500, "EUR");
     expect(await provider.paymentStatus(orderId)).toMatchObject({

@@ -1,17 +1,8 @@
 import { and, eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orderCreatedConsumer } from "../src/consumers/order_created";
+import { describe, expect, it } from "vitest";
 import { stockReleaseConsumer } from "../src/consumers/stock_release";
-import {
-  auditLog,
-  idempotencyLog,
-  orderStatusHistory,
-  orders,
-  outbox,
-  payments,
-} from "../src/db/schema";
+import { auditLog, idempotencyLog, orderStatusHistory, orders, outbox } from "../src/db/schema";
 import { orderCreatedEventId } from "../src/events/order_created";
-import { createApp } from "../src/http/app";
 import { relayOnce } from "../src/outbox/publish";
 import { PaymentSimulator } from "../src/payments/simulator";
 import { awaitOrderCreatedDrained } from "../src/reconcile/drain";
@@ -21,34 +12,23 @@ import { outboxJob } from "../src/reconcile/jobs/outbox";
 import { pendingJob } from "../src/reconcile/jobs/pending";
 import { stockJob } from "../src/reconcile/jobs/stock";
 import { replayOrderCreated } from "../src/reconcile/replay";
-import type { Component } from "../src/runtime/component";
-import { startAll, stopAll } from "./support/components";
-import { createTestContext, eventually, type TestContext } from "./support/context";
-import { reconcile, reserveWithoutPublishing, summary } from "./support/reconcile";
-import { messageCount, openSale, orderRequest, readMessages, saleSnapshot } from "./support/sales";
+import { orderConsumer } from "./support/components";
+import { eventually } from "./support/context";
+import { orderRow, persistedOrder, placeOrder } from "./support/orders";
+import { paymentsOf } from "./support/payments";
+import { reconcile, reserveWithoutPublishing, saleFindings, summary } from "./support/reconcile";
+import { messageCount, openSale, readMessages, saleSnapshot } from "./support/sales";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-let app: ReturnType<typeof createApp>;
-const running: Component[] = [];
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url, { kafka: true });
-  app = createApp(ctx.services);
-  await startAll(running, [
-    orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 }),
-    stockReleaseConsumer(ctx.services),
-  ]);
-}, 60_000);
-afterAll(async () => {
-  await stopAll(running);
-  await ctx?.cleanup();
+const world = useWorld(import.meta.url, {
+  kafka: true,
+  components: (services) => [orderConsumer(services), stockReleaseConsumer(services)],
 });
 
-const db = () => ctx.services.database.db;
+const db = () => world.db;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const orderRow = async (id: string) =>
-  (await db().select().from(orders).where(eq(orders.id, id)))[0];
 const order = async (id: string) => {
-  const row = await orderRow(id);
+  const row = await orderRow(world, id);
   if (!row) throw new Error(`no order ${id}`);
   return row;
 };
@@ -67,113 +47,100 @@ const logRow = async (orderId: string) =>
       )
   )[0];
 
-async function placed(saleId: string, userId: string, quantity = 1, sku = "A") {
-  const response = await orderRequest(app, { userId, saleId, items: [{ sku, quantity }] });
-  expect(response.status).toBe(202);
-  const { orderId } = (await response.json()) as { orderId: string };
-  await eventually(async () => ((await orderRow(orderId)) ? true : undefined), {
-    what: `order ${orderId} in MySQL`,
-  });
+/** An order the order consumer has written to MySQL. */
+async function placed(saleId: string, userId: string, quantity: number) {
+  const orderId = await placeOrder(world, saleId, userId, [{ sku: "A", quantity }]);
+  await persistedOrder(world, orderId);
   return orderId;
 }
 
 describe("orders job: order ↔ idempotency log ↔ reservation", () => {
   it("replays a lost order_created from its reservation, once, and audits it", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
     });
-    const lost = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-lost", [
+    const lost = await reserveWithoutPublishing(world.services, sale.saleId, "u-lost", [
       { sku: "A", quantity: 2 },
     ]);
     const entity = `${sale.saleId}/${lost.orderId}`;
 
-    const dry = await reconcile(ctx.services, ordersJob, "DRY_RUN", {
-      saleId: sale.saleId,
+    const dry = await saleFindings(world.services, ordersJob, "DRY_RUN", sale.saleId, {
       settings: { lostGraceMs: 0 },
     });
-    expect(summary(dry)).toEqual([`order_created_lost NONE ${entity}`]);
-    expect(await orderRow(lost.orderId)).toBeUndefined();
+    expect(dry).toEqual([`order_created_lost NONE ${entity}`]);
+    expect(await orderRow(world, lost.orderId)).toBeUndefined();
 
-    const applied = await reconcile(ctx.services, ordersJob, "APPLY", {
+    const applied = await reconcile(world.services, ordersJob, "APPLY", {
       saleId: sale.saleId,
       settings: { lostGraceMs: 0 },
     });
     expect(summary(applied)).toEqual([`order_created_lost REPAIRED ${entity}`]);
-    const order = await eventually(async () => orderRow(lost.orderId), {
-      what: "the replayed order",
-    });
+    const order = await persistedOrder(world, lost.orderId);
     expect(order).toMatchObject({ status: "PENDING", userId: "u-lost", totalCents: 600 });
     expect((await logRow(lost.orderId))?.status).toBe("DONE");
     await eventually(async () =>
-      (await saleSnapshot(ctx.services, sale.saleId)).reservations[lost.orderId] ? undefined : true,
+      (await saleSnapshot(world.services, sale.saleId)).reservations[lost.orderId]
+        ? undefined
+        : true,
     );
     expect((await auditOf(entity)).map((a) => [a.action, a.actor])).toEqual([
       ["ORDER_CREATED_LOST", `reconcile:orders#${applied.runId}`],
     ]);
 
     // Replaying again (the lost message turning up after all) creates nothing more.
-    const again = await reconcile(ctx.services, ordersJob, "APPLY", {
-      saleId: sale.saleId,
+    const again = await saleFindings(world.services, ordersJob, "APPLY", sale.saleId, {
       settings: { lostGraceMs: 0 },
     });
-    expect(summary(again)).toEqual([]);
+    expect(again).toEqual([]);
     expect(await db().select().from(orders).where(eq(orders.saleId, sale.saleId))).toHaveLength(1);
-    expect(
-      summary(await reconcile(ctx.services, stockJob, "DRY_RUN", { saleId: sale.saleId })),
-    ).toEqual([]);
+    expect(await saleFindings(world.services, stockJob, "DRY_RUN", sale.saleId)).toEqual([]);
   }, 60_000);
 
   it("defers judging a message lost while the consumers are behind", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
     });
-    const consumer = running.shift();
-    await consumer?.stop(); // the order consumers fall behind
-    const late = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-late-msg", [
+    await world.stop("consumer:order_created"); // the order consumers fall behind
+    const late = await reserveWithoutPublishing(world.services, sale.saleId, "u-late-msg", [
       { sku: "A", quantity: 1 },
     ]);
-    const lost = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-lost-msg", [
+    const lost = await reserveWithoutPublishing(world.services, sale.saleId, "u-lost-msg", [
       { sku: "A", quantity: 1 },
     ]);
     // `late`'s message is on the topic, unread; `lost`'s never was.
     const reservation = JSON.parse(
-      (await saleSnapshot(ctx.services, sale.saleId)).reservations[late.orderId] as string,
+      (await saleSnapshot(world.services, sale.saleId)).reservations[late.orderId] as string,
     );
-    await replayOrderCreated(ctx.services, sale.saleId, reservation);
+    await replayOrderCreated(world.services, sale.saleId, reservation);
 
-    const behind = await reconcile(ctx.services, ordersJob, "APPLY", {
+    const behind = await reconcile(world.services, ordersJob, "APPLY", {
       saleId: sale.saleId,
       settings: { lostGraceMs: 0 },
     });
     expect(summary(behind)).toEqual([]);
     expect(behind.counts.lostDeferred).toBe(2);
 
-    const restarted = orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 });
-    await restarted.start();
-    running.unshift(restarted);
-    await eventually(async () => orderRow(late.orderId), { what: "the late order" });
+    await world.start([orderConsumer(world.services)]);
+    await persistedOrder(world, late.orderId);
     await eventually(
       async () =>
-        (await saleSnapshot(ctx.services, sale.saleId)).reservations[late.orderId]
+        (await saleSnapshot(world.services, sale.saleId)).reservations[late.orderId]
           ? undefined
           : true,
       { what: "the late order's reservation settled" },
     );
-    const caughtUp = await reconcile(ctx.services, ordersJob, "APPLY", {
-      saleId: sale.saleId,
+    const caughtUp = await saleFindings(world.services, ordersJob, "APPLY", sale.saleId, {
       settings: { lostGraceMs: 0 },
     });
-    expect(summary(caughtUp)).toEqual([
-      `order_created_lost REPAIRED ${sale.saleId}/${lost.orderId}`,
-    ]);
-    await eventually(async () => orderRow(lost.orderId), { what: "the replayed order" });
+    expect(caughtUp).toEqual([`order_created_lost REPAIRED ${sale.saleId}/${lost.orderId}`]);
+    await persistedOrder(world, lost.orderId);
   }, 90_000);
 
   it("finishes a PROCESSING claim stuck past the lock TTL by replaying the order", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
     });
-    const r = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-claim", [
+    const r = await reserveWithoutPublishing(world.services, sale.saleId, "u-claim", [
       { sku: "A", quantity: 1 },
     ]);
     const eventId = orderCreatedEventId(r.orderId);
@@ -188,28 +155,24 @@ describe("orders job: order ↔ idempotency log ↔ reservation", () => {
         updatedAt: new Date(Date.now() - 10 * 60_000),
       });
 
-    const dry = await reconcile(ctx.services, ordersJob, "DRY_RUN", { saleId: sale.saleId });
-    expect(summary(dry)).toEqual([`idempotency_processing_stuck NONE order_created/${eventId}`]);
-    const applied = await reconcile(ctx.services, ordersJob, "APPLY", { saleId: sale.saleId });
+    const dry = await saleFindings(world.services, ordersJob, "DRY_RUN", sale.saleId);
+    expect(dry).toEqual([`idempotency_processing_stuck NONE order_created/${eventId}`]);
+    const applied = await reconcile(world.services, ordersJob, "APPLY", { saleId: sale.saleId });
     expect(summary(applied)).toEqual([
       `idempotency_processing_stuck REPAIRED order_created/${eventId}`,
     ]);
 
-    const order = await eventually(async () => orderRow(r.orderId), {
-      what: "the reprocessed order",
-    });
+    const order = await persistedOrder(world, r.orderId);
     expect(order.status).toBe("PENDING");
     expect((await logRow(r.orderId))?.status).toBe("DONE");
     expect((await auditOf(`order_created/${eventId}`)).map((a) => a.action)).toEqual([
       "IDEMPOTENCY_PROCESSING_FINISHED",
     ]);
-    expect(
-      summary(await reconcile(ctx.services, ordersJob, "APPLY", { saleId: sale.saleId })),
-    ).toEqual([]);
+    expect(await saleFindings(world.services, ordersJob, "APPLY", sale.saleId)).toEqual([]);
   }, 60_000);
 
   it("reports a DONE log row whose order is missing, and touches nothing", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
     });
     const orderId = "0190aaaa-0000-7000-8000-000000000001";
@@ -222,8 +185,8 @@ describe("orders job: order ↔ idempotency log ↔ reservation", () => {
         payloadHash: "0".repeat(64),
         orderId,
       });
-    const report = await reconcile(ctx.services, ordersJob, "APPLY", { saleId: sale.saleId });
-    expect(summary(report)).toEqual([
+    const report = await saleFindings(world.services, ordersJob, "APPLY", sale.saleId);
+    expect(report).toEqual([
       `idempotency_done_without_order SKIPPED ${orderCreatedEventId(orderId)}`,
     ]);
     expect((await logRow(orderId))?.status).toBe("DONE");
@@ -235,27 +198,27 @@ describe("orders job: order ↔ idempotency log ↔ reservation", () => {
 
 describe("expiry job", () => {
   it("releases an expired reservation that never became an order, exactly once", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       paymentWindowSeconds: 1,
       skus: [{ sku: "A", totalStock: 5, priceCents: 300 }],
     });
-    const r = await reserveWithoutPublishing(ctx.services, sale.saleId, "u-late", [
+    const r = await reserveWithoutPublishing(world.services, sale.saleId, "u-late", [
       { sku: "A", quantity: 2 },
     ]);
     const reservation = JSON.parse(
-      (await saleSnapshot(ctx.services, sale.saleId)).reservations[r.orderId] as string,
+      (await saleSnapshot(world.services, sale.saleId)).reservations[r.orderId] as string,
     );
-    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "3" });
+    expect((await saleSnapshot(world.services, sale.saleId)).stock).toEqual({ A: "3" });
     await sleep(Math.max(0, r.expiresAt - Date.now()) + 50);
     const entity = `${sale.saleId}/${r.orderId}`;
 
-    const dry = await reconcile(ctx.services, expiryJob, "DRY_RUN", { saleId: sale.saleId });
-    expect(summary(dry)).toEqual([`reservation_expired NONE ${entity}`]);
-    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "3" });
+    const dry = await saleFindings(world.services, expiryJob, "DRY_RUN", sale.saleId);
+    expect(dry).toEqual([`reservation_expired NONE ${entity}`]);
+    expect((await saleSnapshot(world.services, sale.saleId)).stock).toEqual({ A: "3" });
 
-    const applied = await reconcile(ctx.services, expiryJob, "APPLY", { saleId: sale.saleId });
+    const applied = await reconcile(world.services, expiryJob, "APPLY", { saleId: sale.saleId });
     expect(summary(applied)).toEqual([`reservation_expired REPAIRED ${entity}`]);
-    const after = await saleSnapshot(ctx.services, sale.saleId);
+    const after = await saleSnapshot(world.services, sale.saleId);
     expect(after.stock).toEqual({ A: "5" });
     expect(after.userUnits).toEqual({});
     expect(after.reservations).toEqual({});
@@ -263,23 +226,19 @@ describe("expiry job", () => {
     expect((await auditOf(entity)).map((a) => a.action)).toEqual(["RESERVATION_RELEASED"]);
 
     // Its message turning up now must not create the order (its units are back on sale).
-    await replayOrderCreated(ctx.services, sale.saleId, reservation);
-    expect(await awaitOrderCreatedDrained(ctx.services, 20_000)).toBe(true);
-    expect(await orderRow(r.orderId)).toBeUndefined();
-    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "5" });
+    await replayOrderCreated(world.services, sale.saleId, reservation);
+    expect(await awaitOrderCreatedDrained(world.services, 20_000)).toBe(true);
+    expect(await orderRow(world, r.orderId)).toBeUndefined();
+    expect((await saleSnapshot(world.services, sale.saleId)).stock).toEqual({ A: "5" });
 
-    expect(
-      summary(await reconcile(ctx.services, expiryJob, "APPLY", { saleId: sale.saleId })),
-    ).toEqual([]);
-    expect(
-      summary(await reconcile(ctx.services, stockJob, "DRY_RUN", { saleId: sale.saleId })),
-    ).toEqual([]);
+    expect(await saleFindings(world.services, expiryJob, "APPLY", sale.saleId)).toEqual([]);
+    expect(await saleFindings(world.services, stockJob, "DRY_RUN", sale.saleId)).toEqual([]);
   }, 60_000);
 });
 
 describe("pending job", () => {
   it("settles PENDING orders past their window: PAID when the provider was paid, else EXPIRED", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       paymentWindowSeconds: 1,
       perUserLimit: 5,
       skus: [{ sku: "A", totalStock: 5, priceCents: 250 }],
@@ -298,16 +257,13 @@ describe("pending job", () => {
     );
     await sleep(Math.max(0, payBy - Date.now()) + 50);
 
-    const dry = await reconcile(ctx.services, pendingJob, "DRY_RUN", {
-      saleId: sale.saleId,
+    const dry = await saleFindings(world.services, pendingJob, "DRY_RUN", sale.saleId, {
       provider,
     });
-    expect(summary(dry)).toEqual(
-      [`pending_expired NONE ${unpaidId}`, `pending_paid NONE ${paidId}`].sort(),
-    );
+    expect(dry).toEqual([`pending_expired NONE ${unpaidId}`, `pending_paid NONE ${paidId}`].sort());
     expect((await order(paidId)).status).toBe("PENDING");
 
-    const applied = await reconcile(ctx.services, pendingJob, "APPLY", {
+    const applied = await reconcile(world.services, pendingJob, "APPLY", {
       saleId: sale.saleId,
       provider,
     });
@@ -319,7 +275,7 @@ describe("pending job", () => {
       status: "EXPIRED",
       statusReason: "PAYMENT_TIMEOUT",
     });
-    expect(await db().select().from(payments).where(eq(payments.orderId, paidId))).toMatchObject([
+    expect(await paymentsOf(world, paidId)).toMatchObject([
       { outcome: "APPLIED", amountCents: 250 },
     ]);
     const history = await db()
@@ -334,20 +290,16 @@ describe("pending job", () => {
     expect((await auditOf(unpaidId)).map((a) => a.action)).toEqual(["ORDER_EXPIRED"]);
 
     // The expired order's 2 units go back through the outbox and the stock-release consumer.
-    expect(await relayOnce(ctx.services)).toBeGreaterThan(0);
+    expect(await relayOnce(world.services)).toBeGreaterThan(0);
     await eventually(
       async () =>
-        (await saleSnapshot(ctx.services, sale.saleId)).stock.A === "4" ? true : undefined,
+        (await saleSnapshot(world.services, sale.saleId)).stock.A === "4" ? true : undefined,
       { what: "the expired order's units back in the gate" },
     );
     expect(
-      summary(
-        await reconcile(ctx.services, pendingJob, "APPLY", { saleId: sale.saleId, provider }),
-      ),
+      await saleFindings(world.services, pendingJob, "APPLY", sale.saleId, { provider }),
     ).toEqual([]);
-    expect(
-      summary(await reconcile(ctx.services, stockJob, "DRY_RUN", { saleId: sale.saleId })),
-    ).toEqual([]);
+    expect(await saleFindings(world.services, stockJob, "DRY_RUN", sale.saleId)).toEqual([]);
   }, 60_000);
 });
 
@@ -362,7 +314,7 @@ describe("outbox relay", () => {
       payload: {},
     });
     try {
-      await expect(relayOnce(ctx.services)).rejects.toThrow();
+      await expect(relayOnce(world.services)).rejects.toThrow();
       const [row] = await db().select().from(outbox).where(eq(outbox.eventId, eventId));
       expect(row).toMatchObject({ sentAt: null, attempts: 1 });
       expect(row?.lastError).toBeTruthy();
@@ -418,20 +370,20 @@ describe("outbox job", () => {
         },
       ]);
 
-    const dry = await reconcile(ctx.services, outboxJob, "DRY_RUN");
+    const dry = await reconcile(world.services, outboxJob, "DRY_RUN");
     expect(summary(dry)).toEqual([`outbox_stuck NONE ${eventId}`]);
     expect(dry.counts).toMatchObject({ outboxPurgeable: 1, idempotencyPurgeable: 1 });
 
-    const applied = await reconcile(ctx.services, outboxJob, "APPLY");
+    const applied = await reconcile(world.services, outboxJob, "APPLY");
     expect(summary(applied)).toEqual([`outbox_stuck REPAIRED ${eventId}`]);
     expect(applied.counts).toMatchObject({ outboxPurged: 1, idempotencyPurged: 1 });
     const [row] = await db().select().from(outbox).where(eq(outbox.eventId, eventId));
     expect(row?.sentAt).toBeInstanceOf(Date);
-    const topic = ctx.services.topics.orderStatusChanged;
+    const topic = world.services.topics.orderStatusChanged;
     const messages = await readMessages(
-      ctx.services,
+      world.services,
       topic,
-      await messageCount(ctx.services, topic),
+      await messageCount(world.services, topic),
     );
     expect(messages.filter((m) => m.headers["event-id"] === eventId)).toHaveLength(1);
     expect(
@@ -448,7 +400,7 @@ describe("outbox job", () => {
     ).toHaveLength(1);
     expect((await auditOf(eventId)).map((a) => a.action)).toEqual(["OUTBOX_REPUBLISHED"]);
 
-    const again = await reconcile(ctx.services, outboxJob, "APPLY");
+    const again = await reconcile(world.services, outboxJob, "APPLY");
     expect(summary(again)).toEqual([]);
     expect(again.counts).toMatchObject({ outboxPurged: 0, idempotencyPurged: 0 });
   }, 60_000);

@@ -1,51 +1,36 @@
 import { spawnSync } from "node:child_process";
 import { and, eq, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orderCreatedConsumer } from "../src/consumers/order_created";
-import { stockReleaseConsumer } from "../src/consumers/stock_release";
+import { describe, expect, it } from "vitest";
 import { auditLog, orders, reconcileFindings, reconcileRuns, saleSkus } from "../src/db/schema";
-import { createApp } from "../src/http/app";
 import { DistributedLock } from "../src/lock/distributed_lock";
-import { outboxRelay } from "../src/outbox/relay";
 import { RecordedPaymentsProvider } from "../src/payments/providers";
 import { awaitOrderCreatedDrained } from "../src/reconcile/drain";
 import { stockJob } from "../src/reconcile/jobs/stock";
 import { runJob } from "../src/reconcile/runner";
 import { unlinkMatching } from "../src/redis/client";
-import type { Component } from "../src/runtime/component";
-import { startAll, stopAll } from "./support/components";
-import { createTestContext, eventually, type TestContext } from "./support/context";
+import { orderLifecycle } from "./support/components";
+import { cancelOrder, ordersOfSale, persistedOrdersOfSale } from "./support/orders";
 import { BUN, ROOT } from "./support/process";
-import { reconcile, summary, testSettings } from "./support/reconcile";
-import { adminHeaders, openSale, orderRequest, saleSnapshot } from "./support/sales";
+import { reconcile, saleFindings, summary, testSettings } from "./support/reconcile";
+import { openSale, orderRequest, saleSnapshot } from "./support/sales";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-let app: ReturnType<typeof createApp>;
-const running: Component[] = [];
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url, { kafka: true });
-  app = createApp(ctx.services);
-  await startAll(running, [
-    orderCreatedConsumer(ctx.services, { lockTtlMs: 2_000 }),
-    stockReleaseConsumer(ctx.services),
-    outboxRelay(ctx.services, { idleMs: 50 }),
-  ]);
-}, 60_000);
-afterAll(async () => {
-  await stopAll(running);
-  await ctx?.cleanup();
+const world = useWorld(import.meta.url, {
+  kafka: true,
+  components: orderLifecycle,
 });
 
-const db = () => ctx.services.database.db;
+const db = () => world.db;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** POST /v1/orders; the answer, whatever it is. */
 async function place(saleId: string, userId: string, sku = "A", quantity = 1, key?: string) {
-  return orderRequest(app, { userId, saleId, items: [{ sku, quantity }] }, key);
+  return orderRequest(world.app, { userId, saleId, items: [{ sku, quantity }] }, key);
 }
 
 /** Deletes every Redis key of the sale: what a Redis restart without persistence does to it. */
 async function wipeSale(saleId: string) {
-  return unlinkMatching(ctx.services.redis, ctx.services.keys.sale(saleId).pattern);
+  return unlinkMatching(world.services.redis, world.services.keys.sale(saleId).pattern);
 }
 
 async function heldInMySql(saleId: string) {
@@ -53,16 +38,12 @@ async function heldInMySql(saleId: string) {
   return Object.fromEntries(rows.map((r) => [r.sku, r.held]));
 }
 
-async function persistedOrders(saleId: string) {
-  return db().select().from(orders).where(eq(orders.saleId, saleId));
-}
-
 describe("job framework", () => {
   it("records a run that finds nothing, with its counts and no findings", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 4, priceCents: 100 }],
     });
-    const report = await reconcile(ctx.services, stockJob, "APPLY", { saleId: sale.saleId });
+    const report = await reconcile(world.services, stockJob, "APPLY", { saleId: sale.saleId });
     expect(report.findings).toEqual([]);
     const [run] = await db().select().from(reconcileRuns).where(eq(reconcileRuns.id, report.runId));
     expect(run).toMatchObject({ job: "stock", mode: "APPLY", status: "SUCCEEDED" });
@@ -78,7 +59,7 @@ describe("job framework", () => {
       .insert(reconcileRuns)
       .values({ job: "stock", mode: "APPLY", status: "RUNNING", instance: "crashed-host:1" })
       .$returningId();
-    const report = await reconcile(ctx.services, stockJob, "DRY_RUN", { saleId: "none" });
+    const report = await reconcile(world.services, stockJob, "DRY_RUN", { saleId: "none" });
     expect(report.abandoned).toEqual([dead?.id]);
     const [row] = await db()
       .select()
@@ -87,14 +68,14 @@ describe("job framework", () => {
     expect(row?.status).toBe("ABANDONED");
 
     // Another instance holds the job's lock: this one does not run it.
-    const lock = await new DistributedLock(ctx.services.redis, ctx.services.keys).tryAcquire(
+    const lock = await new DistributedLock(world.services.redis, world.services.keys).tryAcquire(
       "job:stock",
     );
     try {
-      const skipped = await runJob(ctx.services, stockJob, {
+      const skipped = await runJob(world.services, stockJob, {
         mode: "APPLY",
         provider: new RecordedPaymentsProvider(db()),
-        settings: testSettings(ctx.services),
+        settings: testSettings(world.services),
       });
       expect(skipped).toMatchObject({ skipped: true });
     } finally {
@@ -105,7 +86,7 @@ describe("job framework", () => {
 
 describe("stock job", () => {
   it("finds drift up and down, corrects Redis by the difference, audits it, then finds nothing", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       perUserLimit: 10,
       skus: [
         { sku: "A", totalStock: 10, priceCents: 100 },
@@ -119,14 +100,12 @@ describe("stock job", () => {
     ] as const) {
       expect((await place(sale.saleId, user, sku, 2)).status).toBe(202);
     }
-    await eventually(async () =>
-      (await persistedOrders(sale.saleId)).length === 3 ? true : undefined,
-    );
-    const k = ctx.services.keys.sale(sale.saleId);
-    await ctx.services.redis.hincrby(k.stock, "A", 3); // Redis would sell 3 units that do not exist
-    await ctx.services.redis.hincrby(k.stock, "B", -2); // and hide 2 that do
+    await persistedOrdersOfSale(world, sale.saleId, 3);
+    const k = world.services.keys.sale(sale.saleId);
+    await world.services.redis.hincrby(k.stock, "A", 3); // Redis would sell 3 units that do not exist
+    await world.services.redis.hincrby(k.stock, "B", -2); // and hide 2 that do
 
-    const dry = await reconcile(ctx.services, stockJob, "DRY_RUN", { saleId: sale.saleId });
+    const dry = await reconcile(world.services, stockJob, "DRY_RUN", { saleId: sale.saleId });
     expect(summary(dry)).toEqual([
       `stock_drift NONE ${sale.saleId}/A`,
       `stock_drift NONE ${sale.saleId}/B`,
@@ -135,14 +114,14 @@ describe("stock job", () => {
       { available: 9, drift: 3 },
       { available: 2, drift: -2 },
     ]);
-    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "9", B: "2" });
+    expect((await saleSnapshot(world.services, sale.saleId)).stock).toEqual({ A: "9", B: "2" });
 
-    const applied = await reconcile(ctx.services, stockJob, "APPLY", { saleId: sale.saleId });
+    const applied = await reconcile(world.services, stockJob, "APPLY", { saleId: sale.saleId });
     expect(summary(applied)).toEqual([
       `stock_drift REPAIRED ${sale.saleId}/A`,
       `stock_drift REPAIRED ${sale.saleId}/B`,
     ]);
-    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "6", B: "4" });
+    expect((await saleSnapshot(world.services, sale.saleId)).stock).toEqual({ A: "6", B: "4" });
     const audit = await db()
       .select()
       .from(auditLog)
@@ -151,13 +130,11 @@ describe("stock job", () => {
       [`${sale.saleId}/A`, { available: 9 }, { available: 6, delta: -3 }],
       [`${sale.saleId}/B`, { available: 2 }, { available: 4, delta: 2 }],
     ]);
-    expect(
-      summary(await reconcile(ctx.services, stockJob, "APPLY", { saleId: sale.saleId })),
-    ).toEqual([]);
+    expect(await saleFindings(world.services, stockJob, "APPLY", sale.saleId)).toEqual([]);
   }, 60_000);
 
   it("rebuilds a gate Redis lost mid-sale: closed, drained, rebuilt, reopened, no oversell", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       perUserLimit: 1,
       skus: [{ sku: "HOT", totalStock: 30, priceCents: 100 }],
     });
@@ -176,13 +153,13 @@ describe("stock job", () => {
     expect(meanwhile.headers.get("retry-after")).toBe("1");
     expect(((await meanwhile.json()) as { code: string }).code).toBe("SALE_PAUSED");
 
-    const dry = await reconcile(ctx.services, stockJob, "DRY_RUN", { saleId: sale.saleId });
-    expect(summary(dry)).toEqual([`gate_missing NONE ${sale.saleId}`]);
+    const dry = await saleFindings(world.services, stockJob, "DRY_RUN", sale.saleId);
+    expect(dry).toEqual([`gate_missing NONE ${sale.saleId}`]);
 
-    const applied = await reconcile(ctx.services, stockJob, "APPLY", { saleId: sale.saleId });
+    const applied = await reconcile(world.services, stockJob, "APPLY", { saleId: sale.saleId });
     expect(summary(applied)).toEqual([`gate_missing REPAIRED ${sale.saleId}`]);
-    expect(await persistedOrders(sale.saleId)).toHaveLength(20); // drained before the rebuild
-    const rebuilt = await saleSnapshot(ctx.services, sale.saleId);
+    expect(await ordersOfSale(world, sale.saleId)).toHaveLength(20); // drained before the rebuild
+    const rebuilt = await saleSnapshot(world.services, sale.saleId);
     expect(rebuilt.meta.gate).toBe("open");
     expect(rebuilt.stock).toEqual({ HOT: "10" });
     expect(Object.keys(rebuilt.userUnits)).toHaveLength(20);
@@ -199,8 +176,8 @@ describe("stock job", () => {
       Array.from({ length: 25 }, (_, i) => place(sale.saleId, `late-${i}`, "HOT")),
     );
     expect(rest.filter((r) => r.status === 202)).toHaveLength(10);
-    expect(await awaitOrderCreatedDrained(ctx.services, 30_000)).toBe(true);
-    const all = await persistedOrders(sale.saleId);
+    expect(await awaitOrderCreatedDrained(world.services, 30_000)).toBe(true);
+    const all = await ordersOfSale(world, sale.saleId);
     expect(all.filter((o) => o.status === "PENDING")).toHaveLength(30);
     expect(all.filter((o) => o.statusReason === "OVERSOLD")).toEqual([]);
     expect(await heldInMySql(sale.saleId)).toEqual({ HOT: 30 });
@@ -210,13 +187,11 @@ describe("stock job", () => {
       .from(auditLog)
       .where(and(eq(auditLog.action, "GATE_REBUILT"), eq(auditLog.entityId, sale.saleId)));
     expect(audit).toHaveLength(1);
-    expect(
-      summary(await reconcile(ctx.services, stockJob, "APPLY", { saleId: sale.saleId })),
-    ).toEqual([]);
+    expect(await saleFindings(world.services, stockJob, "APPLY", sale.saleId)).toEqual([]);
   }, 90_000);
 
   it("reports no drift and repairs nothing while orders, cancels and releases keep flowing", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       perUserLimit: 2,
       skus: [
         { sku: "A", totalStock: 120, priceCents: 100 },
@@ -247,11 +222,7 @@ describe("stock job", () => {
           .orderBy(sql`rand()`)
           .limit(1);
         if (victim && round % 2 === 0) {
-          const response = await app.request(`/admin/v1/orders/${victim.id}/cancel`, {
-            method: "POST",
-            headers: adminHeaders(ctx.services),
-            body: JSON.stringify({ reason: "buyer asked" }),
-          });
+          const response = await cancelOrder(world, victim.id, "buyer asked");
           if (response.status === 200) cancelled++;
         }
         await sleep(20);
@@ -261,7 +232,7 @@ describe("stock job", () => {
     try {
       await sleep(300);
       for (let i = 0; i < 15; i++) {
-        reports.push(await reconcile(ctx.services, stockJob, "APPLY", { saleId: sale.saleId }));
+        reports.push(await reconcile(world.services, stockJob, "APPLY", { saleId: sale.saleId }));
         await sleep(100);
       }
     } finally {
@@ -279,14 +250,14 @@ describe("stock job", () => {
 
 describe("bun run reconcile", () => {
   it("exits 1 with a table when a dry run finds drift, 0 once --apply repaired it", async () => {
-    const sale = await openSale(app, ctx.services, {
+    const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 5, priceCents: 100 }],
     });
-    await ctx.services.redis.hincrby(ctx.services.keys.sale(sale.saleId).stock, "A", -1);
+    await world.services.redis.hincrby(world.services.keys.sale(sale.saleId).stock, "A", -1);
     const cli = (...args: string[]) =>
       spawnSync(BUN, ["src/reconcile/cli.ts", ...args], {
         cwd: ROOT,
-        env: ctx.childEnv({ RECONCILE_CONFIRM_DELAY_MS: "100" }),
+        env: world.childEnv({ RECONCILE_CONFIRM_DELAY_MS: "100" }),
         encoding: "utf8",
         timeout: 60_000,
       });
@@ -304,7 +275,7 @@ describe("bun run reconcile", () => {
     const apply = cli("stock", "--apply", "--sale", sale.saleId);
     expect(apply.status).toBe(0);
     expect(apply.stdout).toContain("REPAIRED");
-    expect((await saleSnapshot(ctx.services, sale.saleId)).stock).toEqual({ A: "5" });
+    expect((await saleSnapshot(world.services, sale.saleId)).stock).toEqual({ A: "5" });
     expect(cli("stock", "--dry-run", "--sale", sale.saleId).status).toBe(0);
 
     const usage = cli("nightly");
@@ -316,7 +287,7 @@ describe("bun run reconcile", () => {
     const audit = (...args: string[]) =>
       spawnSync(BUN, ["src/audit/cli.ts", ...args], {
         cwd: ROOT,
-        env: ctx.childEnv(),
+        env: world.childEnv(),
         encoding: "utf8",
         timeout: 60_000,
       });

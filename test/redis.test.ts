@@ -1,16 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestContext, type TestContext } from "./support/context";
+import { describe, expect, it } from "vitest";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url);
-});
-afterAll(() => ctx?.cleanup());
+const world = useWorld(import.meta.url);
 
 describe("Lua scripts through ioredis defineCommand (real Redis)", () => {
   it("release_if_owner deletes the lock for its owner only", async () => {
-    const { redis, keys } = ctx.services;
+    const { redis, keys } = world.services;
     const key = keys.lock(`order:${randomUUID()}`);
     const owner = randomUUID();
     await redis.set(key, owner, "PX", 10_000, "NX");
@@ -26,7 +22,7 @@ describe("Lua scripts through ioredis defineCommand (real Redis)", () => {
   });
 
   it("release_if_owner leaves a lock that expired and was taken by another holder", async () => {
-    const { redis, keys } = ctx.services;
+    const { redis, keys } = world.services;
     const key = keys.lock(`order:${randomUUID()}`);
     await redis.set(key, "first", "PX", 30);
     await new Promise((r) => setTimeout(r, 60));
@@ -37,7 +33,7 @@ describe("Lua scripts through ioredis defineCommand (real Redis)", () => {
   });
 
   it("works through EVALSHA after SCRIPT FLUSH (ioredis falls back to EVAL)", async () => {
-    const { redis, keys } = ctx.services;
+    const { redis, keys } = world.services;
     const key = keys.lock(`order:${randomUUID()}`);
     await redis.set(key, "me", "PX", 10_000);
     await redis.script("FLUSH");

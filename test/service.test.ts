@@ -1,18 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createApp } from "../src/http/app";
-import { createTestContext, eventually, type TestContext } from "./support/context";
-import { type Child, freePort, startChild } from "./support/process";
+import { eventually } from "./support/context";
+import { freePort } from "./support/process";
 import { adminHeaders, messageCount, readMessages, saleInput } from "./support/sales";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-const children: Child[] = [];
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url, { kafka: true });
-});
-afterAll(async () => {
-  for (const child of children) child.process.kill("SIGKILL");
-  await ctx?.cleanup();
-});
+const world = useWorld(import.meta.url, { kafka: true });
 
 async function getJson(url: string) {
   const response = await fetch(url);
@@ -22,11 +15,9 @@ async function getJson(url: string) {
 describe("service entry (bun src/main.ts as a child process)", () => {
   it("serves /healthz and /readyz, and exits 0 on SIGTERM after stopping", async () => {
     const port = await freePort();
-    const child = startChild(
-      ["src/main.ts"],
-      ctx.childEnv({ PORT: String(port), LOG_LEVEL: "info" }),
-    );
-    children.push(child);
+    const child = world.startChild(["src/main.ts"], {
+      env: { PORT: String(port), LOG_LEVEL: "info" },
+    });
     const base = `http://127.0.0.1:${port}`;
 
     const ready = await eventually(
@@ -50,8 +41,7 @@ describe("service entry (bun src/main.ts as a child process)", () => {
 
   it("finishes in-flight orders on SIGTERM: each reservation has its message, each 202 was published", async () => {
     const port = await freePort();
-    const child = startChild(["src/main.ts"], ctx.childEnv({ PORT: String(port), ROLES: "api" }));
-    children.push(child);
+    const child = world.startChild(["src/main.ts"], { env: { PORT: String(port), ROLES: "api" } });
     const base = `http://127.0.0.1:${port}`;
     await eventually(
       async () =>
@@ -64,7 +54,7 @@ describe("service entry (bun src/main.ts as a child process)", () => {
     });
     const created = await fetch(`${base}/admin/v1/sales`, {
       method: "POST",
-      headers: adminHeaders(ctx.services),
+      headers: adminHeaders(world.services),
       body: JSON.stringify(sale),
     });
     expect(created.status).toBe(201);
@@ -99,10 +89,12 @@ describe("service entry (bun src/main.ts as a child process)", () => {
     expect(answers.every((a) => a.status === 202 || a.status === 0)).toBe(true);
 
     const reserved = Object.keys(
-      await ctx.services.redis.hgetall(ctx.services.keys.sale(sale.saleId).reservations),
+      await world.services.redis.hgetall(world.services.keys.sale(sale.saleId).reservations),
     );
-    const total = await messageCount(ctx.services, ctx.services.topics.orderCreated);
-    const published = (await readMessages(ctx.services, ctx.services.topics.orderCreated, total))
+    const total = await messageCount(world.services, world.services.topics.orderCreated);
+    const published = (
+      await readMessages(world.services, world.services.topics.orderCreated, total)
+    )
       .filter((m) => m.value.saleId === sale.saleId)
       .map((m) => m.key);
     expect([...published].sort()).toEqual([...reserved].sort());
@@ -110,18 +102,15 @@ describe("service entry (bun src/main.ts as a child process)", () => {
   }, 90_000);
 
   it("refuses to start on an invalid variable and names it", async () => {
-    const child = startChild(["src/main.ts"], ctx.childEnv({ PORT: "not-a-port" }));
-    children.push(child);
+    const child = world.startChild(["src/main.ts"], { env: { PORT: "not-a-port" } });
     expect((await child.exited).code).toBe(2);
     expect(child.output()).toContain("PORT: must be a port number");
   }, 60_000);
 
   it("exits non-zero with a message naming Kafka when no broker answers", async () => {
-    const child = startChild(
-      ["src/main.ts"],
-      ctx.childEnv({ KAFKA_BROKERS: "127.0.0.1:1", PORT: String(await freePort()) }),
-    );
-    children.push(child);
+    const child = world.startChild(["src/main.ts"], {
+      env: { KAFKA_BROKERS: "127.0.0.1:1", PORT: String(await freePort()) },
+    });
     expect((await child.exited).code).toBe(1);
     expect(child.output()).toContain("Kafka is not reachable at 127.0.0.1:1");
   }, 60_000);
@@ -129,30 +118,28 @@ describe("service entry (bun src/main.ts as a child process)", () => {
 
 describe("HTTP app (createApp over real services)", () => {
   it("answers unknown routes with problem+json", async () => {
-    const app = createApp(ctx.services);
-    const response = await app.request("/v1/nothing-here");
+    const response = await world.app.request("/v1/nothing-here");
     expect(response.status).toBe(404);
     expect(response.headers.get("content-type")).toBe("application/problem+json");
     expect(await response.json()).toMatchObject({ status: 404, code: "NOT_FOUND" });
   });
 
   it("reports not ready (503) and names the failing store", async () => {
-    const app = createApp(ctx.services);
-    await ctx.services.admin.disconnect();
+    await world.services.admin.disconnect();
     try {
-      const response = await app.request("/readyz");
+      const response = await world.app.request("/readyz");
       expect(response.status).toBe(503);
       const body = (await response.json()) as { checks: Record<string, { ok: boolean }> };
       expect(body.checks.kafka?.ok).toBe(false);
       expect(body.checks.mysql?.ok).toBe(true);
       expect(body.checks.redis?.ok).toBe(true);
     } finally {
-      await ctx.services.admin.connect();
+      await world.services.admin.connect();
     }
   });
 
   it("answers /readyz with 503 while draining", async () => {
-    const app = createApp(ctx.services, { draining: () => true });
+    const app = createApp(world.services, { draining: () => true });
     const response = await app.request("/readyz");
     expect(response.status).toBe(503);
     expect(await response.json()).toEqual({ status: "draining" });

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   auditLog,
   orderItems,
@@ -8,36 +8,19 @@ import {
   orders,
   outbox,
   saleSkus,
-  sales,
 } from "../src/db/schema";
 import { AppError } from "../src/errors";
 import type { OrderStatusChangedEvent } from "../src/events/order_status_changed";
-import { createApp } from "../src/http/app";
-import {
-  releasesStock,
-  StaleFenceError,
-  TRANSITIONS,
-  transitionOrder,
-} from "../src/orders/state_machine";
-import { ORDER_STATUSES, type OrderStatus } from "../src/orders/status";
-import { createTestContext, type TestContext } from "./support/context";
-import { adminHeaders } from "./support/sales";
+import { StaleFenceError, transitionOrder } from "../src/orders/state_machine";
+import type { OrderStatus } from "../src/orders/status";
+import { ILLEGAL_TRANSITIONS, LEGAL_TRANSITIONS, releasesUnits } from "./support/order_transitions";
+import { adminHeaders, insertSaleRow } from "./support/sales";
+import { useWorld } from "./support/world";
 
-let ctx: TestContext;
-beforeAll(async () => {
-  ctx = await createTestContext(import.meta.url);
-  await ctx.services.database.db.insert(sales).values({
-    id: "sm-sale",
-    currency: "EUR",
-    startsAt: new Date(Date.now() - 60_000),
-    endsAt: new Date(Date.now() + 3_600_000),
-    perUserLimit: 10,
-    paymentWindowSeconds: 600,
-  });
-});
-afterAll(() => ctx?.cleanup());
+const world = useWorld(import.meta.url);
+beforeAll(() => insertSaleRow(world.db, "sm-sale"));
 
-const db = () => ctx.services.database.db;
+const db = () => world.db;
 
 /** An order in `status` holding 2×A and 1×B of its own SKUs (held counted as the consumer would). */
 async function seedOrder(status: OrderStatus, fence = 0) {
@@ -94,13 +77,8 @@ async function stateOf(orderId: string, skus: readonly string[]) {
   };
 }
 
-const legal = ORDER_STATUSES.flatMap((from) => TRANSITIONS[from].map((to) => [from, to] as const));
-const illegal = ORDER_STATUSES.flatMap((from) =>
-  ORDER_STATUSES.filter((to) => !TRANSITIONS[from].includes(to)).map((to) => [from, to] as const),
-);
-
 describe("order state machine", () => {
-  it.each(legal)(
+  it.each(LEGAL_TRANSITIONS)(
     "%s → %s: conditional update, history row, outbox event, stock effect",
     async (from, to) => {
       const { orderId, skus } = await seedOrder(from);
@@ -127,7 +105,7 @@ describe("order state machine", () => {
         from,
         to,
       });
-      if (releasesStock(from, to)) {
+      if (releasesUnits([from, to])) {
         expect(event.release).toEqual([
           { sku: skus[0], quantity: 2 },
           { sku: skus[1], quantity: 1 },
@@ -142,7 +120,7 @@ describe("order state machine", () => {
     },
   );
 
-  it.each(illegal)("%s → %s is refused and changes nothing", async (from, to) => {
+  it.each(ILLEGAL_TRANSITIONS)("%s → %s is refused and changes nothing", async (from, to) => {
     const { orderId, skus } = await seedOrder(from);
     const before = await stateOf(orderId, skus);
     const error = await db()
@@ -190,8 +168,8 @@ describe("order state machine", () => {
 });
 
 describe("admin order actions", () => {
-  const post = (path: string, body?: unknown, headers = adminHeaders(ctx.services)) =>
-    createApp(ctx.services).request(path, {
+  const post = (path: string, body?: unknown, headers = adminHeaders(world.services)) =>
+    world.app.request(path, {
       method: "POST",
       headers,
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),

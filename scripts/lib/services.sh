@@ -1,6 +1,4 @@
 # shellcheck shell=bash
-# `[[ test ]] && print || true` is used on purpose (print only when the test holds).
-# shellcheck disable=SC2015
 # Helpers for scripts/services: local MariaDB, Redis and a single-node KRaft Kafka broker.
 # Sourced (not executed). Expects ROOT (the repo root) to be set by the caller.
 #
@@ -8,6 +6,17 @@
 # $ROOT/.kafka (jars, config, data, logs, pid). A service counts as "ours" only when a
 # marker/pid file written by `up` names a live process of the expected kind; `down` never
 # touches anything else.
+#
+# The stores share one shape, written once in store_up, store_down and store_status; each store
+# supplies only what differs, as functions named <store>_<hook>:
+#   answers [PORT]  it answers on PORT (default: its configured port)
+#   ours_pid        the pid of the process `up` started, '' unless that process is alive
+#   ours_port       the port that process was started on
+#   await PID       our process runs: 0 once it answers on the configured port (may wait)
+#   start           nothing answers and nothing of ours runs: install what is missing, start it
+#   stop PID        stop our process
+#   forget          remove the pid and marker files `up` wrote
+#   external        optional: extra work when `up` uses a server it did not start
 
 : "${ROOT:?ROOT must be set before sourcing scripts/lib/services.sh}"
 
@@ -18,12 +27,27 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
-KAFKA_VERSION=3.9.2
 # Optional: run our own MariaDB on a private data directory instead of the system one.
 MYSQL_DATADIR="${MYSQL_DATADIR:-}"
 
+# In `up` order; `down` walks it backwards.
+STORES=(mariadb redis kafka)
+declare -A STORE_PORT_VAR=([mariadb]=MYSQL_PORT [redis]=REDIS_PORT [kafka]=KAFKA_PORT)
+declare -A STORE_NOUN=([mariadb]=server [redis]=server [kafka]=broker)
+# Our Kafka broker owns .kafka/ (its config and data), so there is one per checkout whatever its
+# ports: `up` refuses to start or pick another beside one started with other ports, and `status`
+# reports it where it runs (as down for the configured port). Ours of MariaDB and Redis count
+# only on the configured port; elsewhere they are left to `down`.
+declare -A STORE_ONE_PER_CHECKOUT=([kafka]=1)
+
 SVC_DIR="$ROOT/.services"
 KAFKA_DIR="$ROOT/.kafka"
+KAFKA_POM="$ROOT/infra/kafka/pom.xml"
+KAFKA_TEMPLATE="$ROOT/infra/kafka/broker.properties"
+KAFKA_RENDER="$ROOT/infra/kafka/render-broker-config"
+# The version lives in the pom that resolves the jars; docker-compose.yml's image tag is
+# checked against it by test/unit/infra_config.test.ts.
+KAFKA_VERSION=$(sed -n 's:.*<kafka\.version>\([^<]*\)</kafka\.version>.*:\1:p' "$KAFKA_POM" 2>/dev/null || true)
 KAFKA_LIBS="$KAFKA_DIR/libs"
 KAFKA_CONF="$KAFKA_DIR/config/server.properties"
 KAFKA_LOG4J="$KAFKA_DIR/config/log4j.properties"
@@ -48,6 +72,7 @@ validate_settings() {
   done
   [[ "$KAFKA_HEAP" =~ ^[0-9]+[kKmMgG]?$ ]] || die "KAFKA_HEAP must look like 512m or 1g (got '$KAFKA_HEAP')"
   [[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ"
+  [[ -n "$KAFKA_VERSION" ]] || die "no <kafka.version> in $KAFKA_POM"
 }
 
 # --- generic helpers -----------------------------------------------------------------
@@ -80,13 +105,13 @@ port_open() {
 
 pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
-read_pid() { [[ -s "$1" ]] && tr -dc '0-9' <"$1" || true; }
+read_pid() { if [[ -s "$1" ]]; then tr -dc '0-9' <"$1"; fi; }
 
 # proc_cmdline PID: the process's argv joined by spaces ('' if gone).
 proc_cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
 
 # marker_get FILE KEY: value of KEY=... in a marker file.
-marker_get() { [[ -f "$1" ]] && sed -n "s/^$2=//p" "$1" | head -n1 || true; }
+marker_get() { if [[ -f "$1" ]]; then sed -n "s/^$2=//p" "$1" | head -n1; fi; }
 
 # wait_gone PID SECONDS: 0 once the process has exited, 1 on timeout.
 wait_gone() {
@@ -117,11 +142,83 @@ take_lock() {
   flock -w 300 9 || die "another scripts/services run holds $SVC_DIR/.lock"
 }
 
+# --- the shape every store shares -----------------------------------------------------
+
+# store_port STORE: the port STORE is configured to answer on.
+store_port() { printf '%s\n' "${!STORE_PORT_VAR[$1]}"; }
+
+store_up() {
+  local s=$1 noun=${STORE_NOUN[$1]} port pid ours_port=""
+  port=$(store_port "$s")
+  pid=$("${s}_ours_pid")
+  [[ -z "$pid" ]] || ours_port=$("${s}_ours_port")
+  if [[ -n "$pid" ]] && [[ "$ours_port" == "$port" || -n "${STORE_ONE_PER_CHECKOUT[$s]:-}" ]]; then
+    "${s}_await" "$pid" ||
+      die "$s: our $noun (pid $pid, port $ours_port) runs but $HOST:$port does not answer; run '$0 down' first"
+    log "$s: ours, already running on $HOST:$port (pid $pid)"
+  elif "${s}_answers" "$port"; then
+    log "$s: using the $noun on $HOST:$port (not started by this script)"
+    if declare -F "${s}_external" >/dev/null; then "${s}_external"; fi
+  elif [[ -n "$pid" ]]; then
+    die "$s: our $noun (pid $pid, port $ours_port) runs but $HOST:$port does not answer; run '$0 down' first"
+  else
+    "${s}_start"
+  fi
+}
+
+store_down() {
+  local s=$1 pid
+  pid=$("${s}_ours_pid")
+  if [[ -z "$pid" ]]; then
+    "${s}_forget"
+    log "$s: not started by this script, left alone"
+    return 0
+  fi
+  "${s}_stop" "$pid"
+  "${s}_forget"
+  log "$s: stopped"
+}
+
+# store_status STORE: one line; 0 when STORE answers on its configured port.
+store_status() {
+  local s=$1 want port pid ours_port ours="external" state="down"
+  want=$(store_port "$s")
+  port=$want
+  pid=$("${s}_ours_pid")
+  if [[ -n "$pid" ]]; then
+    ours_port=$("${s}_ours_port")
+    if [[ -n "${STORE_ONE_PER_CHECKOUT[$s]:-}" ]]; then port=${ours_port:-$want}; fi
+    if [[ "$ours_port" == "$port" ]]; then ours="ours (pid $pid)"; fi
+  fi
+  "${s}_answers" "$port" && state="up"
+  if [[ $state == down && $ours == external ]]; then ours="-"; fi
+  printf '%-8s %-5s %-16s %s\n' "$s" "$state" "$HOST:$port" "$ours"
+  [[ $state == up && $port == "$want" ]]
+}
+
+services_up() {
+  local s
+  for s in "${STORES[@]}"; do store_up "$s"; done
+}
+
+services_down() {
+  local i
+  for ((i = ${#STORES[@]} - 1; i >= 0; i--)); do store_down "${STORES[i]}"; done
+}
+
+# services_status: 0 when every store answers, 3 otherwise (every store is still reported).
+services_status() {
+  local s rc=0
+  for s in "${STORES[@]}"; do store_status "$s" || rc=3; done
+  return "$rc"
+}
+
 # --- MariaDB -------------------------------------------------------------------------
 
+# mysql_tcp_ok [PORT]: root logs in over TCP with an empty password.
 mysql_tcp_ok() {
   command -v mysql >/dev/null 2>&1 &&
-    mysql --connect-timeout=3 -h"$HOST" -P"$MYSQL_PORT" -uroot -e 'select 1' >/dev/null 2>&1
+    mysql --connect-timeout=3 -h"$HOST" -P"${1:-$MYSQL_PORT}" -uroot -e 'select 1' >/dev/null 2>&1
 }
 
 mariadb_socket() {
@@ -138,12 +235,18 @@ mysql_socket_ok() {
   mysql --connect-timeout=3 --socket="$(mariadb_socket)" -uroot -e 'select 1' >/dev/null 2>&1
 }
 
+mariadb_answers() { mysql_tcp_ok "$@"; }
+mariadb_await() { mysql_tcp_ok; }
+mariadb_ours_port() { marker_get "$MARIADB_MARK" port; }
+
 # The pid of our MariaDB, or '' when the marker does not name a live mariadbd.
 mariadb_ours_pid() {
   local pid
   pid=$(read_pid "$MARIADB_PID")
-  [[ -f "$MARIADB_MARK" ]] && pid_alive "$pid" &&
-    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == mariadbd ]] && printf '%s\n' "$pid" || true
+  if [[ -f "$MARIADB_MARK" ]] && pid_alive "$pid" &&
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == mariadbd ]]; then
+    printf '%s\n' "$pid"
+  fi
 }
 
 # Fresh Debian MariaDB lets root in only via unix_socket; open TCP root with an empty password.
@@ -166,25 +269,12 @@ mariadb_fix_root_auth() {
   mysql_tcp_ok || die "mariadb: root still cannot log in over $HOST:$MYSQL_PORT"
 }
 
-mariadb_up() {
-  local pid
-  pid=$(mariadb_ours_pid)
-  if mysql_tcp_ok; then
-    if [[ -n "$pid" && "$(marker_get "$MARIADB_MARK" port)" == "$MYSQL_PORT" ]]; then
-      log "mariadb: ours, already running on $HOST:$MYSQL_PORT (pid $pid)"
-    else
-      log "mariadb: using the server on $HOST:$MYSQL_PORT"
-    fi
-    return 0
-  fi
-  if [[ -n "$pid" ]]; then
-    die "mariadb: our server (pid $pid, port $(marker_get "$MARIADB_MARK" port)) runs but $HOST:$MYSQL_PORT does not answer; run '$0 down' first"
-  fi
+mariadb_start() {
   # A server may be up but refusing TCP root (fresh package install): fix it over the socket.
   if command -v mysql >/dev/null 2>&1 && mysql_socket_ok; then
     if port_open "$MYSQL_PORT"; then
       mariadb_fix_root_auth
-      log "mariadb: using the server on $HOST:$MYSQL_PORT"
+      log "mariadb: using the server on $HOST:$MYSQL_PORT (not started by this script)"
       return 0
     fi
   fi
@@ -227,6 +317,7 @@ mariadb_up() {
   rm -f "$MARIADB_PID"
   start-stop-daemon --start --oknodo --background --make-pidfile --pidfile "$MARIADB_PID" \
     --exec "$MARIADBD" -- "${args[@]}" 9>&-
+  local pid
   pid=$(read_pid "$MARIADB_PID")
   printf 'pid=%s\nport=%s\ndatadir=%s\nstarted=%s\n' "$pid" "$MYSQL_PORT" "${MYSQL_DATADIR:-system}" \
     "$(date -Is)" >"$MARIADB_MARK"
@@ -250,59 +341,35 @@ mariadb_up() {
   log "mariadb: started (ours) on $HOST:$MYSQL_PORT (pid $pid)"
 }
 
-mariadb_down() {
-  local pid
-  pid=$(mariadb_ours_pid)
-  if [[ -z "$pid" ]]; then
-    rm -f "$MARIADB_MARK" "$MARIADB_PID"
-    log "mariadb: not started by this script, left alone"
-    return 0
-  fi
-  log "mariadb: stopping our server (pid $pid)"
+mariadb_stop() {
+  log "mariadb: stopping our server (pid $1)"
   start-stop-daemon --stop --quiet --pidfile "$MARIADB_PID" --exec "$MARIADBD" --retry TERM/60/KILL/5 ||
-    [[ $? -eq 1 ]] || die "mariadb: could not stop pid $pid"
-  rm -f "$MARIADB_MARK" "$MARIADB_PID"
-  log "mariadb: stopped"
+    [[ $? -eq 1 ]] || die "mariadb: could not stop pid $1"
 }
 
-mariadb_status() {
-  local pid ours="external" state="down"
-  pid=$(mariadb_ours_pid)
-  mysql_tcp_ok && state="up"
-  if [[ -n "$pid" && "$(marker_get "$MARIADB_MARK" port)" == "$MYSQL_PORT" ]]; then ours="ours (pid $pid)"; fi
-  [[ $state == down && $ours == external ]] && ours="-"
-  printf '%-8s %-5s %-16s %s\n' mariadb "$state" "$HOST:$MYSQL_PORT" "$ours"
-  [[ $state == up ]]
-}
+mariadb_forget() { rm -f "$MARIADB_MARK" "$MARIADB_PID"; }
 
 # --- Redis ---------------------------------------------------------------------------
 
+# redis_ping_ok [PORT]: PING answers PONG.
 redis_ping_ok() {
   command -v redis-cli >/dev/null 2>&1 &&
-    [[ "$(timeout 3 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
+    [[ "$(timeout 3 redis-cli -h "$HOST" -p "${1:-$REDIS_PORT}" ping 2>/dev/null)" == PONG ]]
 }
+
+redis_answers() { redis_ping_ok "$@"; }
+redis_await() { redis_ping_ok; }
+redis_ours_port() { marker_get "$REDIS_MARK" port; }
 
 redis_ours_pid() {
   local pid
   pid=$(read_pid "$REDIS_PID")
-  [[ -f "$REDIS_MARK" ]] && pid_alive "$pid" &&
-    [[ "$(proc_cmdline "$pid")" == *redis-server* ]] && printf '%s\n' "$pid" || true
+  if [[ -f "$REDIS_MARK" ]] && pid_alive "$pid" && [[ "$(proc_cmdline "$pid")" == *redis-server* ]]; then
+    printf '%s\n' "$pid"
+  fi
 }
 
-redis_up() {
-  local pid
-  pid=$(redis_ours_pid)
-  if redis_ping_ok; then
-    if [[ -n "$pid" && "$(marker_get "$REDIS_MARK" port)" == "$REDIS_PORT" ]]; then
-      log "redis: ours, already running on $HOST:$REDIS_PORT (pid $pid)"
-    else
-      log "redis: using the server on $HOST:$REDIS_PORT"
-    fi
-    return 0
-  fi
-  if [[ -n "$pid" ]]; then
-    die "redis: our server (pid $pid, port $(marker_get "$REDIS_MARK" port)) runs but $HOST:$REDIS_PORT does not answer; run '$0 down' first"
-  fi
+redis_start() {
   port_open "$REDIS_PORT" && die "redis: something listens on $HOST:$REDIS_PORT but does not answer PING"
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
   need_cmd redis-cli redis-tools
@@ -311,42 +378,27 @@ redis_up() {
   rm -f "$REDIS_PID"
   redis-server --daemonize yes --bind "$HOST" --port "$REDIS_PORT" --save "" --appendonly no \
     --pidfile "$REDIS_PID" --logfile "$SVC_DIR/redis.log" --dir "$SVC_DIR" >/dev/null 9>&-
-  local i
+  local i pid
   for ((i = 0; i < 100; i++)); do
     redis_ping_ok && break
     sleep 0.1
   done
   redis_ping_ok || { tail -n 40 "$SVC_DIR/redis.log" >&2 || true; die "redis: no PONG from $HOST:$REDIS_PORT within 10s"; }
-  for ((i = 0; i < 50; i++)); do [[ -s "$REDIS_PID" ]] && break; sleep 0.1; done
+  for ((i = 0; i < 50; i++)); do
+    [[ -s "$REDIS_PID" ]] && break
+    sleep 0.1
+  done
   pid=$(read_pid "$REDIS_PID")
   printf 'pid=%s\nport=%s\nstarted=%s\n' "$pid" "$REDIS_PORT" "$(date -Is)" >"$REDIS_MARK"
   log "redis: started (ours) on $HOST:$REDIS_PORT (pid $pid)"
 }
 
-redis_down() {
-  local pid
-  pid=$(redis_ours_pid)
-  if [[ -z "$pid" ]]; then
-    rm -f "$REDIS_MARK"
-    log "redis: not started by this script, left alone"
-    return 0
-  fi
-  stop_pid redis "$pid" 30
-  rm -f "$REDIS_MARK" "$REDIS_PID"
-  log "redis: stopped"
-}
-
-redis_status() {
-  local pid ours="external" state="down"
-  pid=$(redis_ours_pid)
-  redis_ping_ok && state="up"
-  if [[ -n "$pid" && "$(marker_get "$REDIS_MARK" port)" == "$REDIS_PORT" ]]; then ours="ours (pid $pid)"; fi
-  [[ $state == down && $ours == external ]] && ours="-"
-  printf '%-8s %-5s %-16s %s\n' redis "$state" "$HOST:$REDIS_PORT" "$ours"
-  [[ $state == up ]]
-}
+redis_stop() { stop_pid redis "$1" 30; }
+redis_forget() { rm -f "$REDIS_MARK" "$REDIS_PID"; }
 
 # --- Kafka ---------------------------------------------------------------------------
+
+kafka_answers() { port_open "${1:-$KAFKA_PORT}"; }
 
 # The pid of our broker, or '' unless kafka.pid names a live `java ... kafka.Kafka <our config>`.
 kafka_ours_pid() {
@@ -354,8 +406,33 @@ kafka_ours_pid() {
   pid=$(read_pid "$KAFKA_PID")
   pid_alive "$pid" || return 0
   cmd=$(proc_cmdline "$pid")
-  [[ "$cmd" == *java* && "$cmd" == *" kafka.Kafka $KAFKA_CONF"* ]] && printf '%s\n' "$pid" || true
+  if [[ "$cmd" == *java* && "$cmd" == *" kafka.Kafka $KAFKA_CONF"* ]]; then printf '%s\n' "$pid"; fi
 }
+
+# The client port our broker was started with; the configured one when kafka.ports says nothing.
+kafka_ours_port() {
+  local port
+  port=$(cut -d' ' -f1 "$KAFKA_PORTS_FILE" 2>/dev/null || true)
+  printf '%s\n' "${port:-$KAFKA_PORT}"
+}
+
+kafka_await() {
+  local pid=$1 ports t0=$SECONDS
+  ports=$(cat "$KAFKA_PORTS_FILE" 2>/dev/null || true)
+  if [[ -n "$ports" && "$ports" != "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ]]; then
+    die "kafka: our broker (pid $pid) already runs with ports '$ports', not $KAFKA_PORT/$KAFKA_CONTROLLER_PORT; run '$0 down' first"
+  fi
+  # Still starting (e.g. an earlier `up` was interrupted): wait for the listener.
+  while ! port_open "$KAFKA_PORT"; do
+    pid_alive "$pid" || die "Kafka broker (pid $pid) exited while starting (see $KAFKA_LOGS)"
+    ((SECONDS - t0 < KAFKA_START_TIMEOUT)) ||
+      die "Kafka broker (pid $pid) runs but $HOST:$KAFKA_PORT did not open within ${KAFKA_START_TIMEOUT}s"
+    sleep 0.5
+  done
+}
+
+# The jars are needed even with an external broker: tests start private brokers from them.
+kafka_external() { kafka_ensure_runtime; }
 
 # Heap flags: -Xmx$KAFKA_HEAP and -Xms256m (or the whole heap when it is smaller).
 kafka_heap_opts() {
@@ -377,7 +454,7 @@ kafka_ensure_runtime() {
   local tmp="$KAFKA_DIR/libs.partial"
   rm -rf "$tmp"
   mkdir -p "$KAFKA_DIR"
-  mvn -B -q -Dstyle.color=never -f "$ROOT/infra/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -B -q -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
     -DoutputDirectory="$tmp" -DincludeScope=runtime >"$KAFKA_DIR/mvn.log" 2>&1 ||
     { tail -n 40 "$KAFKA_DIR/mvn.log" >&2; die "kafka: 'mvn dependency:copy-dependencies' failed for infra/kafka/pom.xml"; }
   [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "kafka: Maven did not produce kafka_2.13-$KAFKA_VERSION.jar"
@@ -385,39 +462,20 @@ kafka_ensure_runtime() {
   mv "$tmp" "$KAFKA_LIBS"
 }
 
+# kafka_broker_properties: the shared broker's server.properties, i.e. infra/kafka/broker.properties
+# with this broker's listeners and data directory filled in.
+kafka_broker_properties() {
+  printf '# Generated by scripts/services from infra/kafka/broker.properties on every start; edits are overwritten.\n'
+  BROKER_CONTROLLER="$HOST:$KAFKA_CONTROLLER_PORT" \
+    BROKER_LISTENERS="PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT" \
+    BROKER_ADVERTISED_LISTENERS="PLAINTEXT://$HOST:$KAFKA_PORT" \
+    BROKER_LOG_DIRS="$KAFKA_DATA" \
+    bash "$KAFKA_RENDER" "$KAFKA_TEMPLATE"
+}
+
 kafka_write_config() {
   mkdir -p "$KAFKA_DIR/config" "$KAFKA_DATA" "$KAFKA_LOGS"
-  cat >"$KAFKA_CONF.tmp" <<EOF
-# Generated by scripts/services on every start; edits are overwritten.
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-log.dirs=$KAFKA_DATA
-num.partitions=3
-default.replication.factor=1
-min.insync.replicas=1
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=10
-group.initial.rebalance.delay.ms=0
-# Keep it light on a small (2-core) machine.
-num.network.threads=2
-num.io.threads=4
-background.threads=4
-num.recovery.threads.per.data.dir=1
-log.cleaner.threads=1
-log.cleaner.dedupe.buffer.size=33554432
-log.retention.hours=168
-log.segment.bytes=268435456
-EOF
+  kafka_broker_properties >"$KAFKA_CONF.tmp" || die "kafka: rendering $KAFKA_TEMPLATE failed"
   mv "$KAFKA_CONF.tmp" "$KAFKA_CONF"
 
   cat >"$KAFKA_LOG4J.tmp" <<EOF
@@ -479,33 +537,8 @@ kafka_dump_logs() {
   fi
 }
 
-kafka_up() {
-  local pid
-  pid=$(kafka_ours_pid)
-  if [[ -n "$pid" ]]; then
-    local ports
-    ports=$(cat "$KAFKA_PORTS_FILE" 2>/dev/null || true)
-    if [[ -n "$ports" && "$ports" != "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ]]; then
-      die "kafka: our broker (pid $pid) already runs with ports '$ports', not $KAFKA_PORT/$KAFKA_CONTROLLER_PORT; run '$0 down' first"
-    fi
-    # Still starting (e.g. an earlier `up` was interrupted): wait for the listener.
-    local t0=$SECONDS
-    while ! port_open "$KAFKA_PORT"; do
-      pid_alive "$pid" || die "Kafka broker (pid $pid) exited while starting (see $KAFKA_LOGS)"
-      ((SECONDS - t0 < KAFKA_START_TIMEOUT)) ||
-        die "Kafka broker (pid $pid) runs but $HOST:$KAFKA_PORT did not open within ${KAFKA_START_TIMEOUT}s"
-      sleep 0.5
-    done
-    log "kafka: ours, already running on $HOST:$KAFKA_PORT (pid $pid)"
-    return 0
-  fi
+kafka_start() {
   rm -f "$KAFKA_PID"
-  if port_open "$KAFKA_PORT"; then
-    log "kafka: using the external broker on $HOST:$KAFKA_PORT (not started by this script)"
-    # The jars are still needed: tests start private brokers of their own from them.
-    kafka_ensure_runtime
-    return 0
-  fi
   port_open "$KAFKA_CONTROLLER_PORT" &&
     die "kafka: controller port $HOST:$KAFKA_CONTROLLER_PORT is taken by another process; set KAFKA_CONTROLLER_PORT"
 
@@ -528,7 +561,7 @@ kafka_up() {
   # not fork here and $! is the JVM's pid. fd 9 (our flock) must not leak into the broker.
   nohup setsid java "${jvm[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF" \
     >"$KAFKA_LOGS/stdout.log" 2>&1 </dev/null 9>&- &
-  pid=$!
+  local pid=$!
   disown "$pid" 2>/dev/null || true
   printf '%s\n' "$pid" >"$KAFKA_PID"
   printf '%s %s\n' "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" >"$KAFKA_PORTS_FILE"
@@ -553,28 +586,5 @@ kafka_up() {
   log "kafka: started (ours) on $HOST:$KAFKA_PORT (pid $pid) in $((SECONDS - start))s"
 }
 
-kafka_down() {
-  local pid
-  pid=$(kafka_ours_pid)
-  if [[ -z "$pid" ]]; then
-    rm -f "$KAFKA_PID"
-    log "kafka: no broker of ours is running, nothing to stop"
-    return 0
-  fi
-  stop_pid kafka "$pid" 30
-  rm -f "$KAFKA_PID"
-  log "kafka: stopped"
-}
-
-kafka_status() {
-  local pid ours="external" state="down" port="$KAFKA_PORT"
-  pid=$(kafka_ours_pid)
-  if [[ -n "$pid" ]]; then
-    port=$(cut -d' ' -f1 "$KAFKA_PORTS_FILE" 2>/dev/null || echo "$KAFKA_PORT")
-    ours="ours (pid $pid)"
-  fi
-  port_open "$port" && state="up"
-  [[ $state == down && $ours == external ]] && ours="-"
-  printf '%-8s %-5s %-16s %s\n' kafka "$state" "$HOST:$port" "$ours"
-  [[ $state == up && $port == "$KAFKA_PORT" ]]
-}
+kafka_stop() { stop_pid kafka "$1" 30; }
+kafka_forget() { rm -f "$KAFKA_PID"; }

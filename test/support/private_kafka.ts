@@ -18,6 +18,45 @@ export interface PrivateKafka {
 }
 
 const LIBS = join(ROOT, ".kafka", "libs");
+const BROKER_TEMPLATE = join(ROOT, "infra", "kafka", "broker.properties");
+const RENDER_BROKER_CONFIG = join(ROOT, "infra", "kafka", "render-broker-config");
+
+/**
+ * infra/kafka/broker.properties with the placeholders filled in from `values` (LISTENERS →
+ * BROKER_LISTENERS …), by the same renderer scripts/services and docker-compose.yml use.
+ */
+export function renderBrokerConfig(values: Record<string, string>): string {
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const [name, value] of Object.entries(values)) env[`BROKER_${name}`] = value;
+  const rendered = spawnSync("bash", [RENDER_BROKER_CONFIG, BROKER_TEMPLATE], {
+    env,
+    encoding: "utf8",
+  });
+  if (rendered.status !== 0) {
+    throw new Error(
+      `rendering infra/kafka/broker.properties failed (exit ${rendered.status}, ${rendered.error?.message ?? "no spawn error"}):\n${rendered.stderr}`,
+    );
+  }
+  return rendered.stdout;
+}
+
+/**
+ * The private broker's server.properties: the shared broker's settings, only its own ports and
+ * data directory. Deliberately no overrides, so a test sees the broker the service runs against.
+ */
+export function privateBrokerConfig(broker: {
+  port: number;
+  controllerPort: number;
+  dataDir: string;
+}): string {
+  const { port, controllerPort, dataDir } = broker;
+  return renderBrokerConfig({
+    CONTROLLER: `127.0.0.1:${controllerPort}`,
+    LISTENERS: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    ADVERTISED_LISTENERS: `PLAINTEXT://127.0.0.1:${port}`,
+    LOG_DIRS: dataDir,
+  });
+}
 
 export async function createPrivateKafka(): Promise<PrivateKafka> {
   if (!existsSync(LIBS)) {
@@ -26,30 +65,7 @@ export async function createPrivateKafka(): Promise<PrivateKafka> {
   const dir = mkdtempSync(join(tmpdir(), "fs-private-kafka-"));
   const [port, controllerPort] = [await freePort(), await freePort()];
   const config = join(dir, "server.properties");
-  writeFileSync(
-    config,
-    [
-      "process.roles=broker,controller",
-      "node.id=1",
-      `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
-      "controller.listener.names=CONTROLLER",
-      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-      `log.dirs=${join(dir, "data")}`,
-      "num.partitions=3",
-      "auto.create.topics.enable=false",
-      "offsets.topic.replication.factor=1",
-      "offsets.topic.num.partitions=3",
-      "transaction.state.log.replication.factor=1",
-      "transaction.state.log.min.isr=1",
-      "transaction.state.log.num.partitions=3",
-      "group.initial.rebalance.delay.ms=0",
-      "num.network.threads=2",
-      "num.io.threads=2",
-      "",
-    ].join("\n"),
-  );
+  writeFileSync(config, privateBrokerConfig({ port, controllerPort, dataDir: join(dir, "data") }));
   const log4j = join(dir, "log4j.properties");
   writeFileSync(
     log4j,

@@ -78,3 +78,14 @@ export async function reserveWithoutPublishing(
   await services.redis.set(services.keys.orderLocator(orderId), saleId, "PX", 3_600_000);
   return { orderId, placedAt: outcome.placedAt, expiresAt: outcome.expiresAt };
 }
+
+/** Runs a job over one sale and returns what it found, as `summary` lines. */
+export async function saleFindings(
+  services: Services,
+  job: ReconcileJob,
+  mode: "DRY_RUN" | "APPLY",
+  saleId: string,
+  options: { provider?: PaymentProvider; settings?: Partial<ReconcileSettings> } = {},
+) {
+  return summary(await reconcile(services, job, mode, { ...options, saleId }));
+}

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Consumer } from "kafkajs";
+import type { Db } from "../../src/db/client";
+import { sales } from "../../src/db/schema";
 import type { App } from "../../src/http/app";
 import { createConsumer } from "../../src/kafka/client";
 import type { Services } from "../../src/services";
@@ -28,6 +30,18 @@ export function saleInput(overrides: Partial<SaleInput> = {}): SaleInput {
   };
 }
 
+/** A sale row in MySQL alone (no SKUs, no Redis gate), open from a minute ago for an hour. */
+export async function insertSaleRow(db: Db, saleId: string) {
+  await db.insert(sales).values({
+    id: saleId,
+    currency: "EUR",
+    startsAt: new Date(Date.now() - 60_000),
+    endsAt: new Date(Date.now() + 3_600_000),
+    perUserLimit: 10,
+    paymentWindowSeconds: 600,
+  });
+}
+
 export function adminHeaders(services: Services): Record<string, string> {
   return {
     authorization: `Bearer ${services.config.adminToken}`,
@@ -49,6 +63,7 @@ export async function openSale(app: App, services: Services, overrides: Partial<
   return sale;
 }
 
+/** POST /v1/orders as a buyer's client sends it, with a fresh Idempotency-Key by default. */
 export function orderRequest(
   app: App,
   body: unknown,
