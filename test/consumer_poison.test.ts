@@ -208,6 +208,36 @@ describe("a poison message in front of good ones", () => {
   });
 });
 
+describe("a dead-lettered payment", () => {
+  it("is applied when its callback is sent again: the dead letter's FAILED row owes nothing", async () => {
+    const sale = await openSale(world.app, world.services, {
+      skus: [{ sku: "A", totalStock: 50, priceCents: 300 }],
+    });
+    const order = await placeAndPersist(sale.saleId);
+    const callback = simulatedProvider(world).charge(order.id, order.totalCents, order.currency);
+    const poison = { ...callback, type: "payment_completed", receivedAt: 9_000_000_000_000_000 };
+    await sendInOrder(world.services.topics.paymentCompleted, [
+      {
+        key: order.id,
+        value: JSON.stringify(poison),
+        headers: { "event-id": `payment:${callback.eventId}` },
+      },
+    ]);
+    await eventually(() => failedRow(PAYMENT_COMPLETED_CONSUMER, `payment:${callback.eventId}`), {
+      what: "the dead letter's FAILED row",
+    });
+    expect((await persistedOrder(world, order.id)).status).toBe("PENDING");
+
+    expect(await simulatedProvider(world).deliver(callback)).toBe(200);
+    await paid(order.id);
+    const [logged] = await db()
+      .select()
+      .from(idempotencyLog)
+      .where(eq(idempotencyLog.eventId, `payment:${callback.eventId}`));
+    expect([logged?.status, logged?.lastError]).toEqual(["DONE", null]);
+  });
+});
+
 describe("a payment callback id at the longest length the webhook accepts", () => {
   it("is applied, not failed on a column too short for its prefixed id", async () => {
     const sale = await openSale(world.app, world.services, {
@@ -225,6 +255,6 @@ describe("a payment callback id at the longest length the webhook accepts", () =
       .from(idempotencyLog)
       .where(eq(idempotencyLog.eventId, `payment:${callback.eventId}`));
     expect(logged?.status).toBe("DONE");
-    expect(paymentConsumer.health().deadLettered).toBe(1); // only the poison above
+    expect(paymentConsumer.health().deadLettered).toBe(2); // only the two poisons above
   });
 });

@@ -1,4 +1,5 @@
 import { and, eq } from "drizzle-orm";
+import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
 import type { Tx } from "../db/client";
 import { idempotencyLog, orders, type PaymentOutcome, payments } from "../db/schema";
@@ -50,7 +51,9 @@ export async function applyPayment(
         eq(idempotencyLog.eventId, eventId),
       ),
     );
-  if (done) return undefined;
+  // A FAILED row is a dead letter, not an effect: the money is still owed to the order, so a
+  // re-sent callback or the pending job's provider lookup may still apply it.
+  if (done && done.status !== "FAILED") return undefined;
   // The payments row outlives the idempotency row (the outbox job purges DONE log rows after
   // the retention window): a provider re-sending an old callback is still a duplicate.
   const [recorded] = await tx
@@ -99,10 +102,10 @@ async function recordPaymentEvent(
     detail: result.detail,
     receivedAt: new Date(event.receivedAt),
   });
-  await tx.insert(idempotencyLog).values({
+  const done = {
     consumer: PAYMENT_COMPLETED_CONSUMER,
     eventId: paymentEventId(event.eventId),
-    status: "DONE",
+    status: "DONE" as const,
     payloadHash: context.payloadHash,
     attempts: 1,
     orderId: event.orderId,
@@ -110,7 +113,12 @@ async function recordPaymentEvent(
     kafkaPartition: context.partition,
     kafkaOffset: Number(context.offset),
     fenceToken: context.fence ?? null,
-  });
+  };
+  // Over a dead letter's FAILED row when the event is applied after all.
+  await tx
+    .insert(idempotencyLog)
+    .values(done)
+    .onDuplicateKeyUpdate({ set: { ...done, lastError: null, updatedAt: new Date() } });
 }
 
 /** What a payment is checked against: the order's status and what it costs. */
@@ -191,8 +199,8 @@ export async function settlePayment(
   if (outcome !== "APPLIED" && outcome !== "FAILED_PAYMENT") {
     await appendAudit(tx, {
       actor: by.actor,
-      action: `PAYMENT_${outcome}`,
-      entityType: "order",
+      action: `PAYMENT_${outcome}` satisfies AuditAction,
+      entityType: "order" satisfies AuditEntityType,
       entityId: event.orderId,
       before: order
         ? { status: order.status, totalCents: order.totalCents, currency: order.currency }
