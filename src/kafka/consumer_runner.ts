@@ -96,12 +96,14 @@ export type RunningConsumer = Component & { health(): ConsumerHealth };
  * - a message that does not decode (not JSON, not the schema) can never succeed: dead-lettered
  *   at once;
  * - a transient store error (src/store_errors.ts: MySQL or Redis down or busy, deadlock, lock
- *   lost or held elsewhere, order not persisted yet) waits with capped backoff for as long as
- *   it lasts: the message is fine, and dead-lettering it would lose an order;
+ *   lost or held elsewhere, order not persisted yet) waits for as long as it lasts, retrying
+ *   every initialBackoffMs × 2^(maxAttempts-2) at most (800 ms by default, so a store that
+ *   comes back is noticed quickly): the message is fine, and dead-lettering it would lose it;
  * - any other error gets `maxAttempts` tries; a failing chunk is then split into single
  *   messages, and a single message that still fails goes to the dead-letter topic with its
- *   error, so the messages behind it go on. No message stops a partition for longer than
- *   about maxAttempts × maxBackoffMs (plus the chunk's own attempts).
+ *   error, so the messages behind it go on. No message stops a partition for longer than its
+ *   handler's time plus the backoffs (100 + 200 + 400 + 800 + 1,600 ms by default, and as
+ *   much again for the chunk it was in); maxBackoffMs caps each wait.
  *
  * Offsets are committed per chunk, after the handler returned; a stop or a lost partition
  * leaves the rest uncommitted, to be redelivered to the next owner.
