@@ -1,12 +1,41 @@
-import { cell, EXIT, runCli, table, UsageError } from "../cli/support";
+import { eq } from "drizzle-orm";
+import {
+  cell,
+  describeDatabase,
+  EXIT,
+  NotFoundError,
+  runCli,
+  table,
+  UsageError,
+} from "../cli/support";
+import { orders } from "../db/schema";
+import { AUDIT_ACTIONS, AUDIT_ENTITY_TYPES, isAuditAction, isAuditEntityType } from "./actions";
 import { queryAudit, verifyAuditChain } from "./audit_log";
+
+/** Names joined by ", " in lines of at most 92 characters, the later ones indented. */
+function wrap(names: string[], indent: string): string {
+  const lines = [""];
+  for (const name of names) {
+    const last = lines.length - 1;
+    const line = lines[last] ?? "";
+    if (line && indent.length + line.length + name.length + 2 > 92) lines.push(name);
+    else lines[last] = line ? `${line}, ${name}` : name;
+  }
+  return lines.join(`,\n${indent}`);
+}
 
 const USAGE = `bun run audit verify [--json]
 bun run audit query [--order ID] [--entity TYPE[:ID]] [--actor PREFIX] [--action NAME]
                     [--run N] [--since ISO-TIME] [--limit N] [--json]
 
 verify walks the hash chain and names the first broken link (exit 1 when broken).
-query prints audit rows matching every filter, oldest first (default limit 100).`;
+query prints audit rows matching every filter, oldest first (default limit 100); an --order
+the database does not have, with no rows about it, exits 66.
+
+--entity TYPE: ${AUDIT_ENTITY_TYPES.join(", ")}
+--action NAME: ${wrap(Object.keys(AUDIT_ACTIONS), "               ")}
+--json prints {"target": {database, address, namespace}, ...} (verify) or
+{"target": …, "rows": […]} (query).`;
 
 const OPTIONS = {
   order: { type: "string" },
@@ -19,12 +48,21 @@ const OPTIONS = {
   json: { type: "boolean" },
 } as const;
 
-await runCli(USAGE, OPTIONS, async ({ command, values }, services) => {
+const HELP = {
+  usage: USAGE,
+  environment: ["DATABASE_URL", "NAMESPACE", "LOG_LEVEL"],
+  exitCodes: {
+    ok: "verify: the chain is intact; query: done (also when no rows match)",
+    findings: "verify: the chain is broken",
+  },
+} as const;
+
+await runCli(HELP, OPTIONS, async ({ command, values, target }, services) => {
   const { db } = services.database;
 
   if (command === "verify") {
     const check = await verifyAuditChain(db);
-    if (values.json) console.log(JSON.stringify(check));
+    if (values.json) console.log(JSON.stringify({ ...check, target }));
     else if (check.ok) console.log(`audit chain intact: ${check.rows} rows`);
     else
       console.log(
@@ -45,7 +83,18 @@ await runCli(USAGE, OPTIONS, async ({ command, values }, services) => {
     since = new Date(values.since);
     if (Number.isNaN(since.getTime())) throw new UsageError("--since must be an ISO time");
   }
+  // Both are closed sets (./actions.ts): a misspelt name would match nothing, a false all-clear.
+  if (values.action !== undefined && !isAuditAction(values.action)) {
+    throw new UsageError(
+      `unknown action "${values.action}"; one of ${Object.keys(AUDIT_ACTIONS).join(", ")}`,
+    );
+  }
   const [entityType, entityId] = values.entity?.split(/:(.*)/s) ?? [];
+  if (values.entity !== undefined && !isAuditEntityType(entityType ?? "")) {
+    throw new UsageError(
+      `unknown entity type "${entityType}"; one of ${AUDIT_ENTITY_TYPES.join(", ")}`,
+    );
+  }
   const limit = number("limit", values.limit);
   const runId = number("run", values.run);
   const rows = await queryAudit(db, {
@@ -58,8 +107,18 @@ await runCli(USAGE, OPTIONS, async ({ command, values }, services) => {
     ...(since ? { since } : {}),
     ...(limit !== undefined ? { limit } : {}),
   });
+  if (values.order) {
+    const [order] = await db
+      .select({ id: orders.id })
+      .from(orders)
+      .where(eq(orders.id, values.order));
+    // Rows can be about an order MySQL never stored (a payment for it, a lost order_created).
+    const missing = `no order ${values.order} in ${describeDatabase(target)}`;
+    if (!order && rows.length === 0) throw new NotFoundError(missing);
+    if (!order) console.error(`note: ${missing}; rows about it follow`);
+  }
   if (values.json) {
-    console.log(JSON.stringify(rows, null, 2));
+    console.log(JSON.stringify({ target, rows }, null, 2));
     return EXIT.ok;
   }
   if (rows.length === 0) {

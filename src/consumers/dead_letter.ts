@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { KafkaMessage } from "kafkajs";
+import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
 import { idempotencyLog } from "../db/schema";
 import { ACKS_ALL } from "../kafka/client";
@@ -76,8 +77,8 @@ export async function deadLetterAndRecord(
       .onDuplicateKeyUpdate({ set: { status: "FAILED", lastError: error } });
     await appendAudit(tx, {
       actor: `consumer:${consumer}`,
-      action: "MESSAGE_DEAD_LETTERED",
-      entityType: "message",
+      action: "MESSAGE_DEAD_LETTERED" satisfies AuditAction,
+      entityType: "message" satisfies AuditEntityType,
       entityId: `${topic}:${partition}:${message.offset}`,
       after: { deadLetterTopic: services.topics.deadLetter(topic), eventId },
       reason: error,

@@ -149,3 +149,56 @@ describe("validation middleware", () => {
     expect(await response.json()).toMatchObject({ code: "INVALID_SIGNATURE" });
   });
 });
+
+describe("a known path asked with a method it does not answer", () => {
+  const { app } = storeFreeApp();
+  const cases: [string, string, string][] = [
+    ["GET", "/v1/orders", "POST"],
+    ["DELETE", "/v1/orders/01a20c48-60d8-7591-a8fe-86e9bee8dbea", "GET, HEAD"],
+    ["PUT", "/admin/v1/sales", "POST"],
+    ["POST", "/v1/sales/s1/stock", "GET, HEAD"],
+    ["GET", "/admin/v1/orders/x/confirm", "POST"],
+    ["PATCH", "/healthz", "GET, HEAD"],
+  ];
+
+  it.each(cases)(
+    "answers %s %s with 405 METHOD_NOT_ALLOWED and Allow: %s",
+    async (method, path, allow) => {
+      const response = await app.request(path, {
+        method,
+        headers: { "x-request-id": "wrong-method-1" },
+      });
+      expect(response.status).toBe(405);
+      expect(response.headers.get("allow")).toBe(allow);
+      expect(response.headers.get("content-type")).toBe("application/problem+json");
+      expect(response.headers.get("x-request-id")).toBe("wrong-method-1");
+      expect(await response.json()).toMatchObject({
+        status: 405,
+        code: "METHOD_NOT_ALLOWED",
+        instance: path,
+        requestId: "wrong-method-1",
+      });
+    },
+  );
+
+  it("answers before admin auth: the wrong method is the first thing wrong", async () => {
+    const response = await app.request("/admin/v1/sales", { method: "DELETE" });
+    expect(response.status).toBe(405);
+    expect(response.headers.get("allow")).toBe("POST");
+  });
+
+  it("still answers 404 NOT_FOUND, without Allow, for a path no route knows", async () => {
+    for (const [method, path] of [
+      ["GET", "/nowhere"],
+      ["DELETE", "/nowhere"],
+      ["POST", "/v1/orders/x/y"],
+      ["GET", "/v1/sales/s1"],
+      ["GET", "/v1/orders/"],
+    ] as const) {
+      const response = await app.request(path, { method });
+      expect(response.status).toBe(404);
+      expect(response.headers.get("allow")).toBeNull();
+      expect(await response.json()).toMatchObject({ code: "NOT_FOUND", instance: path });
+    }
+  });
+});

@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { AppError } from "../errors";
 import type { Services } from "../services";
+import { allowedMethods } from "./allowed_methods";
 import type { App, AppEnv } from "./env";
 import { problemResponse } from "./problem";
 import { REQUEST_ID_HEADER, resolveRequestId } from "./request_id";
@@ -63,12 +64,21 @@ export function createApp(services: Services, options: AppOptions = {}): App {
   registerAdminV1SalesCreate(app);
   registerAdminV1OrdersTransition(app);
 
-  app.notFound((c) =>
-    problemResponse(new AppError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), {
-      instance: c.req.path,
-      requestId: c.get("requestId"),
-    }),
-  );
+  app.notFound((c) => {
+    const context = { instance: c.req.path, requestId: c.get("requestId") };
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      const detail = `${c.req.path} answers ${allowed.join(", ")}, not ${c.req.method}`;
+      return problemResponse(
+        new AppError("METHOD_NOT_ALLOWED", detail, {}, { allow: allowed.join(", ") }),
+        context,
+      );
+    }
+    return problemResponse(
+      new AppError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`),
+      context,
+    );
+  });
 
   app.onError((error, c) => {
     const context = { instance: c.req.path, requestId: c.get("requestId") };

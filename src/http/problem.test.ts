@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { AppError, ERROR_STATUS, type ErrorCode } from "../errors";
 import { PROBLEM_CONTENT_TYPE, problemResponse, toProblem } from "./problem";
@@ -51,5 +52,19 @@ describe("problem documents (RFC 9457)", () => {
     const response = problemResponse(error);
     expect(response.status).toBe(503);
     expect(response.headers.get("retry-after")).toBe("1");
+  });
+});
+
+describe("the README's error table", () => {
+  it("lists every code with its status, and no other", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const listed: Record<string, number> = {};
+    for (const [, status, codes] of readme.matchAll(/^\| (\d{3}) +\| (.*) \|$/gm)) {
+      // Codes are the all-capitals names in backticks; headers and members are not.
+      for (const [, code] of (codes as string).matchAll(/`([A-Z_]+)`/g)) {
+        listed[code as string] = Number(status);
+      }
+    }
+    expect(listed).toEqual(ERROR_STATUS);
   });
 });

@@ -1,4 +1,5 @@
 import { and, eq, inArray } from "drizzle-orm";
+import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
 import type { Tx } from "../db/client";
 import {
@@ -236,8 +237,8 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
     if (outcome.result !== "CANCELLED") continue;
     await appendAudit(tx, {
       actor: `consumer:${ORDER_CREATED_CONSUMER}`,
-      action: "ORDER_OVERSOLD",
-      entityType: "order",
+      action: "ORDER_OVERSOLD" satisfies AuditAction,
+      entityType: "order" satisfies AuditEntityType,
       entityId: outcome.orderId,
       after: { status: "CANCELLED", statusReason: "OVERSOLD" },
       reason: "the MySQL stock floor refused it; its Redis units are given back",

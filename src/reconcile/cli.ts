@@ -1,5 +1,14 @@
-import { cell, EXIT, runCli, table, UsageError } from "../cli/support";
+import {
+  cell,
+  describeDatabase,
+  EXIT,
+  NotFoundError,
+  runCli,
+  table,
+  UsageError,
+} from "../cli/support";
 import { paymentProviderFor } from "../payments/providers";
+import { loadSale } from "../sales/sales";
 import { JOB_NAMES, type JobName } from "./job";
 import { JOBS } from "./jobs";
 import { type RunReport, runJob } from "./runner";
@@ -13,9 +22,8 @@ jobs: ${Object.values(JOBS)
   all      every job, in the order above
 
 --dry-run (default) reports what it finds and changes nothing; --apply repairs it.
-Exit codes: 0 nothing found (or everything repaired), 1 findings in a dry run, or findings
-that --apply could not repair (FAILED, or SKIPPED: a person must look),
-2 a run failed, 3 another instance was running the job, 64 usage error.`;
+--sale ID limits the jobs to one sale; a sale the database does not have exits 66.
+--json prints the run reports as a JSON array, each with its "target" (database, namespace).`;
 
 const OPTIONS = {
   "dry-run": { type: "boolean" },
@@ -25,13 +33,36 @@ const OPTIONS = {
   json: { type: "boolean" },
 } as const;
 
-await runCli(USAGE, OPTIONS, async ({ command: name, values }, services) => {
+const HELP = {
+  usage: USAGE,
+  environment: [
+    "DATABASE_URL",
+    "NAMESPACE",
+    "REDIS_URL",
+    "KAFKA_BROKERS",
+    "PAYMENT_PROVIDER_URL",
+    "RECONCILE_*",
+    "LOG_LEVEL",
+  ],
+  exitCodes: {
+    ok: "nothing found, or --apply repaired everything it found",
+    findings:
+      "findings in a dry run, or findings --apply could not repair (FAILED, or SKIPPED: a person must look)",
+    busy: "another instance was running the job (its lock is held)",
+  },
+} as const;
+
+await runCli(HELP, OPTIONS, async ({ command: name, values, target }, services) => {
   if (!name) throw new UsageError("name a job");
   if (name !== "all" && !JOB_NAMES.includes(name as JobName)) {
     throw new UsageError(`unknown job "${name}"`);
   }
   if (values["dry-run"] && values.apply) throw new UsageError("--dry-run or --apply, not both");
   const mode = values.apply ? "APPLY" : "DRY_RUN";
+  // An unknown sale would scope every job to nothing: a run that SUCCEEDED with no findings.
+  if (values.sale !== undefined && !(await loadSale(services.database.db, values.sale))) {
+    throw new NotFoundError(`no sale ${values.sale} in ${describeDatabase(target)}`);
+  }
 
   await services.connectKafka();
   const provider = paymentProviderFor(services.config, services.database.db);
@@ -51,7 +82,14 @@ await runCli(USAGE, OPTIONS, async ({ command: name, values }, services) => {
     );
   }
 
-  if (values.json) console.log(JSON.stringify(reports, null, 2));
+  if (values.json)
+    console.log(
+      JSON.stringify(
+        reports.map((r) => ({ ...r, target })),
+        null,
+        2,
+      ),
+    );
   else for (const report of reports) console.log(describe(report));
   return exitCode(reports);
 });

@@ -1,3 +1,4 @@
+import type { AuditEntityType } from "../audit/actions";
 import { type AuditEntry, appendAudit } from "../audit/audit_log";
 import type { Tx } from "../db/client";
 import type { HeldLock } from "../lock/distributed_lock";
@@ -27,7 +28,7 @@ export async function recordRepair(
   await appendAudit(tx, {
     actor: ctx.actor,
     action: audit.action,
-    entityType: finding.entityType,
+    entityType: finding.entityType satisfies AuditEntityType,
     entityId: finding.entityId,
     before: audit.before,
     after: audit.after,

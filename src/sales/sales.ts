@@ -1,4 +1,5 @@
 import { asc, eq } from "drizzle-orm";
+import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
 import type { Db } from "../db/client";
 import { isDuplicateKey } from "../db/errors";
@@ -92,8 +93,8 @@ export async function createSale(
       );
       await appendAudit(tx, {
         actor,
-        action: "SALE_CREATED",
-        entityType: "sale",
+        action: "SALE_CREATED" satisfies AuditAction,
+        entityType: "sale" satisfies AuditEntityType,
         entityId: definition.saleId,
         after: definition,
       });

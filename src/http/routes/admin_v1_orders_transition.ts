@@ -1,5 +1,6 @@
 import { validator } from "hono/validator";
 import { z } from "zod";
+import type { AuditAction, AuditEntityType } from "../../audit/actions";
 import { appendAudit } from "../../audit/audit_log";
 import { AppError } from "../../errors";
 import { transitionOrder } from "../../orders/state_machine";
@@ -47,8 +48,8 @@ export function registerAdminV1OrdersTransition(app: App) {
         });
         await appendAudit(tx, {
           actor: ADMIN_ACTOR,
-          action: `ORDER_${to}`,
-          entityType: "order",
+          action: `ORDER_${to}` satisfies AuditAction,
+          entityType: "order" satisfies AuditEntityType,
           entityId: changed.orderId,
           before: { status: changed.from },
           after: { status: changed.to },

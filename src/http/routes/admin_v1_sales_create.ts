@@ -4,10 +4,14 @@ import { ADMIN_ACTOR, requireAdmin } from "../admin_auth";
 import type { App } from "../env";
 import { jsonBody } from "../validation";
 
+/** The sale's public resource; SALE_ID allows only URL-safe characters. */
+export const saleLocation = (saleId: string) => `/v1/sales/${saleId}/stock`;
+
 /**
  * POST /admin/v1/sales: store a sale in MySQL and arm its Redis gate. 201 when created; 200
  * when the same definition was posted before (the gate is re-armed, nothing is reset); 409
- * SALE_CONFLICT for a different definition under the same id.
+ * SALE_CONFLICT for a different definition under the same id. Both 201 and 200 carry Location,
+ * the sale's public resource, so a client retrying a POST whose 201 it lost finds it the same way.
  */
 export function registerAdminV1SalesCreate(app: App) {
   app.post("/admin/v1/sales", requireAdmin(), jsonBody(SaleDefinition), async (c) => {
@@ -17,6 +21,7 @@ export function registerAdminV1SalesCreate(app: App) {
       c.req.valid("json"),
       ADMIN_ACTOR,
     );
+    c.header("location", saleLocation(sale.saleId));
     return c.json(
       {
         saleId: sale.saleId,

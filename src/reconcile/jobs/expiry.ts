@@ -1,3 +1,4 @@
+import type { AuditAction } from "../../audit/actions";
 import { isDuplicateKey } from "../../db/errors";
 import { idempotencyLog } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
@@ -69,7 +70,7 @@ async function sweepSale(ctx: JobContext, saleId: string) {
         else await settleReservation(redis, keys, saleId, orderId);
         await database.db.transaction((tx) =>
           recordRepair(ctx, tx, finding, {
-            action: "RESERVATION_UNSETTLED",
+            action: "RESERVATION_UNSETTLED" satisfies AuditAction,
             before: { reservation: "present" },
             after: {
               reservation: null,
@@ -127,7 +128,7 @@ async function sweepSale(ctx: JobContext, saleId: string) {
             });
           }
           await recordRepair(ctx, tx, repairing, {
-            action: "RESERVATION_RELEASED",
+            action: "RESERVATION_RELEASED" satisfies AuditAction,
             before: finding.actual,
             after: { reservation: null, units: "returned to the gate" },
             correlationId: orderCreatedEventId(orderId),

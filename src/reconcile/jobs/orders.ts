@@ -1,4 +1,5 @@
 import { and, eq, isNull, lt, sql } from "drizzle-orm";
+import type { AuditAction } from "../../audit/actions";
 import { idempotencyLog, orders } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
@@ -124,6 +125,9 @@ async function checkReservations(
   }
 }
 
+/** The findings reportOrRepair audits under their own kind. */
+type OrdersAuditAction = "RESERVATION_UNSETTLED" | "ORDER_CREATED_LOST" | "RESERVATION_ORPHANED";
+
 /**
  * Records the finding; in apply mode runs `repair` under the order's lock and audits it: the
  * finding's kind is the audit action, its actual and expected states are before and after.
@@ -131,7 +135,7 @@ async function checkReservations(
 async function reportOrRepair(
   ctx: JobContext,
   orderId: string,
-  finding: Observed & { detail: string },
+  finding: Observed & { detail: string; kind: Lowercase<OrdersAuditAction> },
   repair: () => Promise<unknown>,
 ) {
   if (!ctx.apply) {
@@ -142,7 +146,7 @@ async function reportOrRepair(
     await repair();
     await ctx.services.database.db.transaction((tx) =>
       recordRepair(ctx, tx, finding, {
-        action: finding.kind.toUpperCase(),
+        action: finding.kind.toUpperCase() as OrdersAuditAction satisfies AuditAction,
         before: finding.actual ?? null,
         after: finding.expected ?? null,
         correlationId: orderCreatedEventId(orderId),
@@ -244,7 +248,7 @@ async function finishStuckProcessing(ctx: JobContext) {
             })
             .where(where);
         await recordRepair(ctx, tx, finding, {
-          action: "IDEMPOTENCY_PROCESSING_FINISHED",
+          action: "IDEMPOTENCY_PROCESSING_FINISHED" satisfies AuditAction,
           before: { status: "PROCESSING", updatedAt: row.updatedAt.toISOString() },
           after: { status: outcome === "REPLAYED" ? null : outcome },
           correlationId: row.eventId,

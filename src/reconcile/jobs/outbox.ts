@@ -1,4 +1,5 @@
 import { and, asc, count, eq, isNotNull, isNull, lt, type SQL, sql } from "drizzle-orm";
+import type { AuditAction } from "../../audit/actions";
 import { idempotencyLog, outbox } from "../../db/schema";
 import { publishOutboxRows } from "../../outbox/publish";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
@@ -50,7 +51,7 @@ async function republishStuck(ctx: JobContext) {
       if (failure) return { sent: 0, failure }; // commits the rows' attempt count and error
       for (const row of rows) {
         await recordRepair(ctx, tx, findingOf(row), {
-          action: "OUTBOX_REPUBLISHED",
+          action: "OUTBOX_REPUBLISHED" satisfies AuditAction,
           before: { sentAt: null, attempts: row.attempts, lastError: row.lastError },
           after: { sentAt: "now" },
           correlationId: row.eventId,

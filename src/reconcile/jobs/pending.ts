@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { and, asc, eq, lt } from "drizzle-orm";
+import type { AuditAction } from "../../audit/actions";
 import { orders, payments } from "../../db/schema";
 import { transitionOrder } from "../../orders/state_machine";
 import { applyParkedPayment, applyPayment } from "../../payments/apply_payment";
@@ -137,7 +138,7 @@ async function settleOrder(
         });
       }
       await recordRepair(ctx, tx, finding, {
-        action: paid ? "ORDER_PAID" : "ORDER_EXPIRED",
+        action: (paid ? "ORDER_PAID" : "ORDER_EXPIRED") satisfies AuditAction,
         before: { status: "PENDING" },
         after: {
           status: paid ? "PAID" : "EXPIRED",
@@ -210,7 +211,7 @@ async function finishParkedPayments(ctx: JobContext) {
           tx,
           { ...finding, detail: `${finding.detail}: ${outcome}` },
           {
-            action: "PARKED_PAYMENT_FINISHED",
+            action: "PARKED_PAYMENT_FINISHED" satisfies AuditAction,
             before: { outcome: "AWAITING_ORDER" },
             after: { outcome },
             reason: finding.detail,

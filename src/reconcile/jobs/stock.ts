@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { and, eq, gt, isNotNull } from "drizzle-orm";
+import type { AuditAction } from "../../audit/actions";
 import { orders } from "../../db/schema";
 import { restoreAnswer } from "../../orders/idempotency_keys";
 import { loadSale } from "../../sales/sales";
@@ -105,7 +106,7 @@ async function correctDrift(ctx: JobContext, saleId: string, skus: SkuBalance[])
         continue;
       }
       await recordRepair(ctx, tx, finding, {
-        action: "STOCK_CORRECTED",
+        action: "STOCK_CORRECTED" satisfies AuditAction,
         before: { available: s.available },
         after: { available: after[i], delta: -s.drift },
         correlationId: ctx.actor,
@@ -210,7 +211,7 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
         detail: "gate closed, order_created drained, rebuilt from MySQL, reopened",
       },
       {
-        action: "GATE_REBUILT",
+        action: "GATE_REBUILT" satisfies AuditAction,
         before: { gate: observed.gate },
         after,
         reason:

@@ -1,0 +1,48 @@
+/**
+ * The closed vocabulary of the audit trail: every `action` and `entity_type` the code writes.
+ * Call sites name their action with `satisfies AuditAction`, so a new or misspelt action does
+ * not compile until it is listed here, and `bun run audit query` rejects a name that is not
+ * (a typo would otherwise match nothing and look like an all-clear).
+ */
+export const AUDIT_ACTIONS = {
+  SALE_CREATED: "an admin created a sale",
+  ORDER_OVERSOLD: "order_created for more units than the ledger had: the order is stored OVERSOLD",
+  ORDER_CONFIRMED: "an admin confirmed the order",
+  ORDER_SHIPPED: "an admin marked the order shipped",
+  ORDER_CANCELLED: "an admin cancelled the order",
+  ORDER_REFUNDED: "an admin refunded the order",
+  ORDER_PAID: "the pending job found the payment succeeded: PENDING → PAID",
+  ORDER_EXPIRED: "the pending job found no payment in the window: PENDING → EXPIRED",
+  PAYMENT_MISMATCH: "a payment whose amount or currency differs from the order",
+  PAYMENT_ALREADY_PAID: "a second payment for an order already paid",
+  PAYMENT_LATE_REFUND_REQUESTED: "a payment for an order that cannot take it: refund requested",
+  PARKED_PAYMENT_FINISHED: "the pending job applied or refunded a parked payment",
+  MESSAGE_DEAD_LETTERED: "a message was moved to its dead-letter topic",
+  OUTBOX_REPUBLISHED: "the outbox job republished a row left unsent",
+  ORDER_CREATED_LOST: "the orders job replayed an order_created message that was lost",
+  RESERVATION_UNSETTLED: "a reservation of a stored order was settled (or released if OVERSOLD)",
+  RESERVATION_ORPHANED: "a reservation whose message the consumer refused: units given back",
+  RESERVATION_RELEASED: "the expiry job released a reservation that never became an order",
+  IDEMPOTENCY_PROCESSING_FINISHED: "the orders job finished a log row stuck in PROCESSING",
+  STOCK_CORRECTED: "the stock job corrected a SKU's available units in Redis",
+  GATE_REBUILT: "the stock job rebuilt a sale's Redis gate from MySQL",
+} as const;
+export type AuditAction = keyof typeof AUDIT_ACTIONS;
+
+/** What an audit row is about (`entity_type`); a reconcile finding's entity or a message. */
+export const AUDIT_ENTITY_TYPES = [
+  "sale",
+  "sku",
+  "order",
+  "reservation",
+  "idempotency",
+  "outbox",
+  "message",
+] as const;
+export type AuditEntityType = (typeof AUDIT_ENTITY_TYPES)[number];
+
+export const isAuditAction = (name: string): name is AuditAction =>
+  Object.hasOwn(AUDIT_ACTIONS, name);
+
+export const isAuditEntityType = (name: string): name is AuditEntityType =>
+  (AUDIT_ENTITY_TYPES as readonly string[]).includes(name);
