@@ -118,19 +118,15 @@ describe("validation middleware", () => {
     });
   });
 
+  /** A POST whose body is not JSON: the checks before parsing must answer first. */
+  const postBrokenJson = (path: string, headers: Record<string, string>) =>
+    app.request(path, { method: "POST", headers, body: "{ not json" });
+
   it("answers 401 before an unknown admin action, and NOT_FOUND before the body", async () => {
-    const unauthorised = await app.request("/admin/v1/orders/x/teleport", {
-      method: "POST",
-      headers: json,
-      body: "{",
-    });
+    const unauthorised = await postBrokenJson("/admin/v1/orders/x/teleport", json);
     expect(unauthorised.status).toBe(401);
     for (const action of ["teleport", "constructor", "toString"]) {
-      const response = await app.request(`/admin/v1/orders/x/${action}`, {
-        method: "POST",
-        headers: admin,
-        body: "{",
-      });
+      const response = await postBrokenJson(`/admin/v1/orders/x/${action}`, admin);
       expect(response.status).toBe(404);
       expect(await response.json()).toMatchObject({
         code: "NOT_FOUND",
@@ -140,11 +136,7 @@ describe("validation middleware", () => {
   });
 
   it("checks the webhook signature before it parses the body", async () => {
-    const response = await app.request("/v1/payments/webhook", {
-      method: "POST",
-      headers: json,
-      body: "{ not json",
-    });
+    const response = await postBrokenJson("/v1/payments/webhook", json);
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ code: "INVALID_SIGNATURE" });
   });
