@@ -1,7 +1,7 @@
 import { type Config, loadConfig } from "../../config";
 import { migrateDatabase } from "../../db/migrate";
 import { createLogger } from "../../logger";
-import { unlinkMatching } from "../../redis/client";
+import { dropNamespace } from "../../namespace";
 import { createServices, type Services } from "../../services";
 
 /** The demo's own stores: a database, a Redis key prefix and Kafka topic prefix (`namespace`). */
@@ -33,14 +33,6 @@ export async function openDemoStores(
 }
 
 /** Drops the run's database, keys, topics and consumer groups (all but with --keep). */
-export async function dropDemoStores({ services, namespace }: DemoStores): Promise<void> {
-  await services.database.pool.query(`DROP DATABASE IF EXISTS \`fs_${namespace}\``);
-  await unlinkMatching(services.redis, `${namespace}:*`);
-  const topics = (await services.admin.listTopics()).filter((t) => t.startsWith(`${namespace}.`));
-  if (topics.length > 0)
-    await services.admin.deleteTopics({ topics, timeout: 10_000 }).catch(() => {});
-  const groups = (await services.admin.listGroups()).groups
-    .map((g) => g.groupId)
-    .filter((g) => g.startsWith(`${namespace}.`));
-  if (groups.length > 0) await services.admin.deleteGroups(groups).catch(() => {});
+export async function dropDemoStores({ services }: DemoStores): Promise<void> {
+  await dropNamespace(services);
 }
