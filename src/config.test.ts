@@ -39,7 +39,7 @@ describe("loadConfig", () => {
       /RECONCILE_SCHEDULE: "every minute" is not a cron expression/,
     );
     expect(() => loadConfig({ RECONCILE_SCHEDULE: "nightly=0 0 0 * * *" })).toThrow(
-      /RECONCILE_SCHEDULE: .*job one of stock/,
+      /RECONCILE_SCHEDULE: .*job one of outbox, orders, expiry, pending, stock/,
     );
   });
 
@@ -78,8 +78,15 @@ describe("loadConfig", () => {
     ["NAMESPACE", "Has Spaces"],
     ["DATABASE_URL", "postgres://127.0.0.1/x"],
     ["ADMIN_TOKEN", "short"],
+    ["MIGRATE_ON_START", "yes"],
   ])("rejects %s=%s", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`\\b${variable}:`));
+  });
+
+  it("migrates on start only when MIGRATE_ON_START=1", () => {
+    expect(loadConfig({}).migrateOnStart).toBe(false);
+    expect(loadConfig({ MIGRATE_ON_START: "0" }).migrateOnStart).toBe(false);
+    expect(loadConfig({ MIGRATE_ON_START: "1" }).migrateOnStart).toBe(true);
   });
 
   it("refuses the development secrets in production", () => {

@@ -10,6 +10,10 @@ import { z } from "zod";
 export const ROLES = ["api", "consumers", "scheduler", "relay"] as const;
 export type Role = (typeof ROLES)[number];
 
+/** `json`: one JSON object a line, for a log shipper; `pretty`: human lines, for a terminal. */
+export const LOG_FORMATS = ["json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 // Development defaults for the two secrets. They let `bun run start` work on a laptop, and are
 // refused when NODE_ENV=production so a deployment cannot ship with them by accident.
 const DEV_ADMIN_TOKEN = "dev-admin-token";
@@ -57,8 +61,12 @@ const roleList = commaList
   .pipe(z.array(z.enum(ROLES)).min(1, "must name at least one role"))
   .transform((roles) => [...new Set(roles)]);
 
-/** The reconcile jobs (src/reconcile/jobs), named here because their schedules are config. */
-export const RECONCILE_JOBS = ["stock", "orders", "pending", "expiry", "outbox"] as const;
+/**
+ * The reconcile jobs (src/reconcile/jobs), named here because their schedules are config. This
+ * list is the one that decides: src/reconcile/jobs/index.ts builds its jobs from it, in this
+ * order, which is the order `bun run reconcile all` runs them (and the scheduler starts them).
+ */
+export const RECONCILE_JOBS = ["outbox", "orders", "expiry", "pending", "stock"] as const;
 export type ReconcileJobName = (typeof RECONCILE_JOBS)[number];
 type JobName = ReconcileJobName;
 const JOBS = RECONCILE_JOBS;
@@ -139,7 +147,12 @@ const EnvSchema = z
     LOG_LEVEL: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
       .default("info"),
+    // Unset: pretty on a terminal, JSON lines otherwise (decided by the logger, per destination).
+    LOG_FORMAT: z.enum(LOG_FORMATS, { error: `must be ${LOG_FORMATS.join(" or ")}` }).optional(),
     SHUTDOWN_TIMEOUT_MS: positiveInt.max(300_000).default(25_000),
+    // 1: `bun run start` applies pending migrations (creating the database) before its roles
+    // start. Off by default, so a deployment migrates as its own step (`bun run migrate`).
+    MIGRATE_ON_START: z.enum(["0", "1"], { error: "must be 0 or 1" }).default("0"),
     // The reconcilers (src/reconcile): when each job runs in the scheduler role, and in which mode.
     RECONCILE_SCHEDULE: schedule.default(DEFAULT_SCHEDULE),
     RECONCILE_MODE: z.enum(["apply", "dry-run"]).default("apply"),
@@ -196,7 +209,11 @@ export interface Config {
   paymentWebhookSecret: string;
   idempotencyTtlSeconds: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Unset: pretty when the log's destination is a terminal, JSON lines otherwise. */
+  logFormat?: LogFormat;
   shutdownTimeoutMs: number;
+  /** MIGRATE_ON_START=1: start applies pending migrations instead of refusing to start. */
+  migrateOnStart: boolean;
   reconcile: {
     schedule: Record<JobName, string | null>;
     mode: "APPLY" | "DRY_RUN";
@@ -261,6 +278,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    migrateOnStart: e.MIGRATE_ON_START === "1",
     reconcile: {
       schedule: e.RECONCILE_SCHEDULE as Record<JobName, string | null>,
       mode: e.RECONCILE_MODE === "apply" ? "APPLY" : "DRY_RUN",
@@ -278,5 +296,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       },
     },
     ...(e.PAYMENT_PROVIDER_URL ? { paymentProviderUrl: e.PAYMENT_PROVIDER_URL } : {}),
+    ...(e.LOG_FORMAT ? { logFormat: e.LOG_FORMAT } : {}),
   };
 }

@@ -1,4 +1,7 @@
+import { describeFailure, EXIT, targetOf } from "./cli/support";
 import { ConfigError, loadConfig } from "./config";
+import { migrateDatabase } from "./db/migrate";
+import { schemaProblemLine, schemaStatus } from "./db/schema_status";
 import { provisionTopics } from "./kafka/topics";
 import { createLogger } from "./logger";
 import type { Component } from "./runtime/component";
@@ -18,7 +21,34 @@ try {
   throw error;
 }
 
-const logger = createLogger(config.logLevel, { roles: config.roles.join(",") });
+const logger = createLogger(
+  config.logLevel,
+  { roles: config.roles.join(",") },
+  1,
+  config.logFormat,
+);
+
+// Before any role starts: a database that does not exist or lacks migrations would only make
+// every role fail over and over. MIGRATE_ON_START=1 applies them (under migrate's lock, so
+// several processes may start at once); otherwise one line says what to do, exit 78 (EX_CONFIG,
+// as the CLIs). Not reachable (2) or a refused user (78): the CLIs' one line and code.
+try {
+  let status = await schemaStatus(config.database.url);
+  if (status.state !== "ready" && config.migrateOnStart) {
+    logger.info({ status }, "applying migrations (MIGRATE_ON_START=1)");
+    await migrateDatabase(config.database.url);
+    status = await schemaStatus(config.database.url);
+  }
+  const problem = schemaProblemLine(status);
+  if (problem) {
+    console.error(problem);
+    process.exit(EXIT.config);
+  }
+} catch (error) {
+  const failure = describeFailure(error, targetOf(config));
+  console.error(`start failed: ${failure.line}`);
+  process.exit(failure.exit);
+}
 const services = createServices(config, logger);
 let draining = false;
 const components: Component[] = componentsFor(config.roles, services, () => draining);

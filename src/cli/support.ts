@@ -116,7 +116,10 @@ export async function runCli<O extends Options>(
     } else {
       const config = loadConfig({ LOG_LEVEL: "error", ...process.env });
       target = targetOf(config);
-      services = createServices(config, createLogger(config.logLevel, { cli: true }, 2));
+      services = createServices(
+        config,
+        createLogger(config.logLevel, { cli: true }, 2, config.logFormat),
+      );
       const [verb, ...extra] = positionals;
       if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
       console.error(describeTarget(target));

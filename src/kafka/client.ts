@@ -3,11 +3,16 @@ import {
   type Consumer,
   type ConsumerConfig,
   Kafka,
+  type logCreator,
   logLevel,
   Partitioners,
   type Producer,
 } from "kafkajs";
 import type { Logger } from "../logger";
+import { quietIdleRequestQueues } from "./request_queue";
+
+// On import, so it holds for every kafkajs client in the process, ours or a test's own.
+quietIdleRequestQueues();
 
 export interface KafkaSettings {
   brokers: string[];
@@ -22,11 +27,32 @@ const levels: Record<number, "error" | "warn" | "info" | "debug"> = {
 };
 
 /**
+ * kafkajs warns this whenever an idempotent producer's retries are bounded, at construction,
+ * whatever happens later (src/producer/index.js). Ours are bounded on purpose (see
+ * `createProducer`), and our exactly-once does not rest on producer EoS: the idempotent producer
+ * only dedupes retries within one producer session, while a send that fails is answered 503 or
+ * left in the outbox for the relay to publish again, and the consumers' idempotency log makes
+ * any duplicate on the topic a no-op. So it is logged at debug, not as an alarm on every start.
+ */
+const EXPECTED_WARNINGS = new Set([
+  "Producer: Limiting retries for the idempotent producer may invalidate EoS guarantees",
+]);
+
+/** kafkajs's log entries as pino lines on `logger`, with kafkajs's expected warnings at debug. */
+export function kafkaLogCreator(logger: Logger): logCreator {
+  return () =>
+    ({ namespace, level, log: entry }) => {
+      const { message, ...rest } = entry;
+      const expected = EXPECTED_WARNINGS.has(`${namespace}: ${message}`);
+      logger[expected ? "debug" : (levels[level] ?? "info")](rest, message);
+    };
+}
+
+/**
  * The broker connection. Connect attempts are bounded (a few seconds), so a missing broker
  * fails fast with an error that names Kafka instead of retrying for minutes.
  */
 export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
-  const log = logger.child({ component: "kafkajs" });
   return new Kafka({
     clientId: settings.clientId,
     brokers: settings.brokers,
@@ -34,12 +60,7 @@ export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
     requestTimeout: 30_000,
     retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2_000 },
     logLevel: logLevel.WARN,
-    logCreator:
-      () =>
-      ({ level, log: entry }) => {
-        const { message, ...rest } = entry;
-        log[levels[level] ?? "info"](rest, message);
-      },
+    logCreator: kafkaLogCreator(logger.child({ component: "kafkajs" })),
   });
 }
 

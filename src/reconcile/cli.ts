@@ -10,15 +10,13 @@ import {
 import { paymentProviderFor } from "../payments/providers";
 import { loadSale } from "../sales/sales";
 import { JOB_NAMES, type JobName } from "./job";
-import { JOBS } from "./jobs";
+import { JOB_LIST, JOBS } from "./jobs";
 import { type RunReport, runJob } from "./runner";
 import { reconcileSettings } from "./settings";
 
 const USAGE = `bun run reconcile <job|all> [--dry-run|--apply] [--sale ID] [--incremental] [--json]
 
-jobs: ${Object.values(JOBS)
-  .map((j) => `\n  ${j.name.padEnd(8)} ${j.summary}`)
-  .join("")}
+jobs: ${JOB_LIST.map((j) => `\n  ${j.name.padEnd(8)} ${j.summary}`).join("")}
   all      every job, in the order above
 
 --dry-run (default) reports what it finds and changes nothing; --apply repairs it.
@@ -67,7 +65,7 @@ await runCli(HELP, OPTIONS, async ({ command: name, values, target }, services) 
   await services.connectKafka();
   const provider = paymentProviderFor(services.config, services.database.db);
   const settings = reconcileSettings(services.config);
-  const jobs = name === "all" ? Object.values(JOBS) : [JOBS[name as JobName]];
+  const jobs = name === "all" ? JOB_LIST : [JOBS[name as JobName]];
   const reports: RunReport[] = [];
   for (const job of jobs) {
     reports.push(
