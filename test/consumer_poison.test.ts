@@ -65,6 +65,20 @@ async function failedRow(consumer: string, eventId: string) {
   return row?.status === "FAILED" ? row : undefined;
 }
 
+/** The payment_completed consumer's log row for a provider event. */
+async function paymentLogRow(providerEventId: string) {
+  const [row] = await db()
+    .select()
+    .from(idempotencyLog)
+    .where(
+      and(
+        eq(idempotencyLog.consumer, PAYMENT_COMPLETED_CONSUMER),
+        eq(idempotencyLog.eventId, `payment:${providerEventId}`),
+      ),
+    );
+  return row;
+}
+
 const placeAndPersist = async (saleId: string) =>
   persistedOrder(world, await placeOrder(world, saleId, "buyer"));
 const paid = (orderId: string) => persistedOrder(world, orderId, "PAID", 30_000);
@@ -230,10 +244,7 @@ describe("a dead-lettered payment", () => {
 
     expect(await simulatedProvider(world).deliver(callback)).toBe(200);
     await paid(order.id);
-    const [logged] = await db()
-      .select()
-      .from(idempotencyLog)
-      .where(eq(idempotencyLog.eventId, `payment:${callback.eventId}`));
+    const logged = await paymentLogRow(callback.eventId);
     expect([logged?.status, logged?.lastError]).toEqual(["DONE", null]);
   });
 });
@@ -250,10 +261,7 @@ describe("a payment callback id at the longest length the webhook accepts", () =
     };
     expect(await simulatedProvider(world).deliver(callback)).toBe(200);
     await paid(order.id);
-    const [logged] = await db()
-      .select()
-      .from(idempotencyLog)
-      .where(eq(idempotencyLog.eventId, `payment:${callback.eventId}`));
+    const logged = await paymentLogRow(callback.eventId);
     expect(logged?.status).toBe("DONE");
     expect(paymentConsumer.health().deadLettered).toBe(2); // only the two poisons above
   });
