@@ -1,3 +1,4 @@
+import { databaseName, dropDatabase } from "./db/migrate";
 import { unlinkMatching } from "./redis/client";
 import type { Services } from "./services";
 
@@ -6,6 +7,8 @@ export interface DroppedNamespace {
   keys: number;
   topics: string[];
   groups: string[];
+  /** Groups Kafka refused to delete: they still have members (a service of it still runs). */
+  groupsLeft: string[];
 }
 
 /**
@@ -16,17 +19,24 @@ export interface DroppedNamespace {
  */
 export async function dropNamespace(services: Services): Promise<DroppedNamespace> {
   const { namespace } = services.config;
-  const database = decodeURIComponent(
-    new URL(services.config.database.url).pathname.replace(/^\//, ""),
-  );
-  if (database) await services.database.pool.query(`DROP DATABASE IF EXISTS \`${database}\``);
+  const database = databaseName(services.config.database.url);
+  await dropDatabase(services.config.database.url);
   const keys = await unlinkMatching(services.redis, `${namespace}:*`);
   const prefix = `${namespace}.`;
   const topics = (await services.admin.listTopics()).filter((t) => t.startsWith(prefix));
   if (topics.length > 0) await services.admin.deleteTopics({ topics, timeout: 10_000 });
-  const groups = (await services.admin.listGroups()).groups
-    .map((g) => g.groupId)
-    .filter((g) => g.startsWith(prefix));
-  if (groups.length > 0) await services.admin.deleteGroups(groups);
-  return { database, keys, topics, groups };
+  const groupsOf = async () =>
+    (await services.admin.listGroups()).groups
+      .map((g) => g.groupId)
+      .filter((g) => g.startsWith(prefix));
+  const groups = await groupsOf();
+  let groupsLeft: string[] = [];
+  if (groups.length > 0) {
+    // A group with live members (or one a killed member has not timed out of yet) cannot be
+    // deleted; say which, rather than fail after the rest is gone.
+    await services.admin.deleteGroups(groups).catch(async () => {
+      groupsLeft = await groupsOf();
+    });
+  }
+  return { database, keys, topics, groups, groupsLeft };
 }

@@ -33,6 +33,12 @@ await runCli(
         `dropped database ${dropped.database}, ${dropped.keys} Redis keys, ` +
           `${dropped.topics.length} topics, ${dropped.groups.length} consumer groups of namespace ${target.namespace}`,
       );
+    if (dropped.groupsLeft.length > 0) {
+      console.error(
+        `error: consumer groups still have members (stop the service first): ${dropped.groupsLeft.join(", ")}`,
+      );
+      return EXIT.failed;
+    }
     return EXIT.ok;
   },
 );

@@ -15,19 +15,29 @@ export function databaseName(url: string): string {
   return name;
 }
 
-/** Creates the database named in `url` when it is missing (utf8mb4), leaving an existing one. */
-export async function ensureDatabase(url: string): Promise<void> {
-  const name = databaseName(url);
+/** Runs `statement` on the server of `url`, without selecting its database (it may not exist). */
+async function onServer(url: string, statement: string): Promise<void> {
   const parsed = new URL(url);
   parsed.pathname = "/";
   const conn = await mysql.createConnection({ uri: parsed.toString(), connectTimeout: 5_000 });
   try {
-    await conn.query(
-      `CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
-    );
+    await conn.query(statement);
   } finally {
     await conn.end();
   }
+}
+
+/** Creates the database named in `url` when it is missing (utf8mb4), leaving an existing one. */
+export async function ensureDatabase(url: string): Promise<void> {
+  await onServer(
+    url,
+    `CREATE DATABASE IF NOT EXISTS \`${databaseName(url)}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+  );
+}
+
+/** Drops the database named in `url`; nothing when it is already gone. */
+export async function dropDatabase(url: string): Promise<void> {
+  await onServer(url, `DROP DATABASE IF EXISTS \`${databaseName(url)}\``);
 }
 
 /**

@@ -1,13 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
-import { Redis } from "ioredis";
-import { Kafka, logLevel } from "kafkajs";
-import mysql from "mysql2/promise";
 import { type Config, loadConfig } from "../../src/config";
 import { migrateDatabase } from "../../src/db/migrate";
 import { provisionTopics } from "../../src/kafka/topics";
 import { createLogger } from "../../src/logger";
-import { unlinkMatching } from "../../src/redis/client";
+import { dropNamespace } from "../../src/namespace";
 import { createServices, type Services } from "../../src/services";
 import { resolveStores, type StoreEndpoints } from "./stores";
 
@@ -74,38 +71,20 @@ export async function createTestContext(
     async cleanup() {
       await services.close();
       if (process.env.TEST_KEEP === "1") return;
-      await dropNamespace(endpoints, namespace, databaseName);
+      // Fresh clients on the shared stores: the file's own may have gone through a proxy or a
+      // private broker that is stopped by now.
+      const cleaner = createServices(
+        { ...config, kafka: { ...config.kafka, brokers: endpoints.kafkaBrokers } },
+        createLogger("silent", { test: slug }),
+      );
+      try {
+        await cleaner.connectKafka();
+        await dropNamespace(cleaner);
+      } finally {
+        await cleaner.close();
+      }
     },
   };
-}
-
-async function dropNamespace(endpoints: StoreEndpoints, namespace: string, databaseName: string) {
-  const conn = await mysql.createConnection({ uri: endpoints.databaseServerUrl });
-  await conn.query(`DROP DATABASE IF EXISTS \`${databaseName}\``).finally(() => conn.end());
-
-  const redis = new Redis(endpoints.redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    await unlinkMatching(redis, `${namespace}:*`);
-  } finally {
-    redis.disconnect();
-  }
-
-  const admin = new Kafka({
-    brokers: endpoints.kafkaBrokers,
-    clientId: "test-cleanup",
-    logLevel: logLevel.NOTHING,
-  }).admin();
-  await admin.connect();
-  try {
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${namespace}.`));
-    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });
-    const groups = (await admin.listGroups()).groups
-      .map((g) => g.groupId)
-      .filter((g) => g.startsWith(`${namespace}.`));
-    if (groups.length > 0) await admin.deleteGroups(groups).catch(() => {});
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
