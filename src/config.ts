@@ -130,6 +130,12 @@ const EnvSchema = z
     // How long a silent (crashed) group member keeps its partitions before the group moves
     // them; the broker accepts 6 s to 300 s by default.
     KAFKA_SESSION_TIMEOUT_MS: positiveInt.min(6_000).max(300_000).default(30_000),
+    // How long a buyer's request waits for the broker's acknowledgement before it is answered
+    // 503 with an unknown outcome. Below STALE_AFTER_MS (30 s), so a request still waiting is
+    // never mistaken for one whose process died.
+    KAFKA_PUBLISH_TIMEOUT_MS: positiveInt.min(100).max(20_000).default(10_000),
+    // Messages that may wait for the broker in one process; beyond it orders are refused 503.
+    KAFKA_PUBLISH_QUEUE_MAX: positiveInt.max(1_000_000).default(20_000),
     // Prefix of every Redis key and Kafka topic (and consumer group) this instance uses, so
     // several environments or test files can share one Redis and one broker without colliding.
     NAMESPACE: z
@@ -203,6 +209,8 @@ export interface Config {
     partitions: number;
     replicationFactor: number;
     sessionTimeoutMs: number;
+    publishTimeoutMs: number;
+    publishQueueMax: number;
   };
   namespace: string;
   adminToken: string;
@@ -271,6 +279,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       partitions: e.KAFKA_PARTITIONS,
       replicationFactor: e.KAFKA_REPLICATION_FACTOR,
       sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
+      publishTimeoutMs: e.KAFKA_PUBLISH_TIMEOUT_MS,
+      publishQueueMax: e.KAFKA_PUBLISH_QUEUE_MAX,
     },
     namespace: e.NAMESPACE,
     adminToken: e.ADMIN_TOKEN,

@@ -52,7 +52,7 @@ const TITLES: Record<ErrorCode, string> = {
   UNKNOWN_SKU: "The sale has no such SKU",
   IDEMPOTENCY_KEY_REUSED: "This Idempotency-Key was used for a different request",
   INTERNAL: "Internal server error",
-  BROKER_UNAVAILABLE: "The broker is unavailable; nothing was changed",
+  BROKER_UNAVAILABLE: "The broker is unavailable; retry with the same Idempotency-Key",
   SALE_PAUSED: "The sale is paused for a moment",
   NOT_READY: "The service is not ready",
 };

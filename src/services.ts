@@ -1,8 +1,9 @@
-import type { Admin, Kafka, Producer } from "kafkajs";
+import type { Admin, Kafka } from "kafkajs";
 import type { Config } from "./config";
 import { createDatabase, type Database } from "./db/client";
 import { BatchPublisher } from "./kafka/batch_publisher";
 import { createAdmin, createKafka, createProducer } from "./kafka/client";
+import { type MessageProducer, RenewingProducer } from "./kafka/renewing_producer";
 import { type TopicNames, topicNames } from "./kafka/topics";
 import type { Logger } from "./logger";
 import { createRedis, type RedisClient } from "./redis/client";
@@ -21,8 +22,9 @@ export interface Services {
   keys: RedisKeys;
   kafka: Kafka;
   topics: TopicNames;
-  producer: Producer;
-  /** Batches concurrent publishes over `producer` (one request in flight). */
+  /** Idempotent, acks=all; a new producer session after any failed send (renewing_producer). */
+  producer: MessageProducer;
+  /** Batches concurrent publishes over `producer` (one request in flight), bounded. */
   publisher: BatchPublisher;
   admin: Admin;
   connectKafka(): Promise<void>;
@@ -36,7 +38,7 @@ export function createServices(config: Config, logger: Logger): Services {
     { brokers: config.kafka.brokers, clientId: config.kafka.clientId },
     logger,
   );
-  const producer = createProducer(kafka);
+  const producer = new RenewingProducer(() => createProducer(kafka));
   const admin = createAdmin(kafka);
   let kafkaConnected = false;
 
@@ -49,7 +51,10 @@ export function createServices(config: Config, logger: Logger): Services {
     kafka,
     topics: topicNames(config.namespace),
     producer,
-    publisher: new BatchPublisher(producer),
+    publisher: new BatchPublisher(producer, {
+      maxQueued: config.kafka.publishQueueMax,
+      timeoutMs: config.kafka.publishTimeoutMs,
+    }),
     admin,
     async connectKafka() {
       try {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DistributedLock } from "../src/lock/distributed_lock";
 import { createRedis, type RedisClient } from "../src/redis/client";
 import { redisKeys } from "../src/redis/keys";
-import { releaseReservation, reserveStock } from "../src/sales/reservations";
+import { releaseReservation, reserveStock, withdrawReservation } from "../src/sales/reservations";
 import { type RedisClusterNode, startRedisClusterNode } from "./support/redis_cluster";
 
 let node: RedisClusterNode;
@@ -70,9 +70,11 @@ describe("Lua scripts on a Redis Cluster key layout", () => {
       publish: true,
     });
     expect(await redis.hgetall(k.stock)).toEqual({ A: "1", B: "0" });
-    expect(
-      await releaseReservation(redis, keys, "cluster-sale", order.orderId, order.keyHash),
-    ).toBe(true);
+    const attempt = { saleId: "cluster-sale", orderId: order.orderId, keyHash: order.keyHash };
+    // The takeover is attempt 2: attempt 1 can no longer withdraw it.
+    expect(await withdrawReservation(redis, keys, { ...attempt, attempt: 1 })).toBe(false);
+    expect(await redis.hgetall(k.stock)).toEqual({ A: "1", B: "0" });
+    expect(await withdrawReservation(redis, keys, { ...attempt, attempt: 2 })).toBe(true);
     expect(await releaseReservation(redis, keys, "cluster-sale", order.orderId)).toBe(false);
     expect(await redis.hgetall(k.stock)).toEqual({ A: "3", B: "1" });
   });

@@ -1,18 +1,19 @@
 import { v7 as uuidv7 } from "uuid";
 import { AppError } from "../errors";
 import { encodeOrderCreated } from "../events/order_created";
+import { PublishNotSentError } from "../kafka/batch_publisher";
 import {
   acceptedBody,
+  endAttempt,
   hashIdempotencyKey,
   requestFingerprint,
   STALE_AFTER_MS,
-  storeAnswer,
 } from "../orders/idempotency_keys";
 import {
   type OrderItem,
   type Rejection,
-  releaseReservation,
   reserveStock,
+  withdrawReservation,
 } from "../sales/reservations";
 import { loadSale } from "../sales/sales";
 import type { Services } from "../services";
@@ -39,14 +40,21 @@ export const orderLocation = (orderId: string) => `/v1/orders/${orderId}`;
  * the answer → 202. MySQL is never touched.
  *
  * Failure windows, and what closes them:
- * - publish fails (broker down): the reservation is released and the key forgotten in one
- *   step before answering 503, so nothing leaks and the client may retry the same key.
- * - the process dies after reserving and before publishing: the reservation sits in Redis with
- *   no message. A retry with the same key after STALE_AFTER_MS takes the key over with the
- *   same orderId, finds the reservation and publishes it. Without a retry, the reservation
- *   expires at its expiresAt and the reconcilers replay or release it.
- * - the process dies after publishing and before storing the answer: the retry republishes
- *   the same orderId with the same event id; the order consumer deduplicates it.
+ * - the message was certainly never sent (the publish queue is full, or the broker did not
+ *   take it before KAFKA_PUBLISH_TIMEOUT_MS): the reservation is withdrawn and the key
+ *   forgotten in one step before answering 503, so nothing leaks and a retry starts afresh.
+ * - the publish ended without an acknowledgement (timeout with the request out, connection
+ *   lost, broker error): the message may be on the topic, or land later. Nothing is undone:
+ *   the units stay reserved, the key keeps its orderId, and the attempt is marked unknown so
+ *   the next retry with the key takes it over at once, publishes the same orderId and event
+ *   again (the consumer deduplicates) and gets the same 202. Without a retry, the reconcilers
+ *   settle the reservation: replayed if no order came, released once it expires.
+ * - the process dies after reserving and before publishing: a retry after STALE_AFTER_MS
+ *   takes the key over with the same orderId and publishes the reservation.
+ * - the process dies after publishing and before storing the answer: the same takeover
+ *   republishes the same orderId with the same event id; the consumer deduplicates it.
+ * Every step after the reservation carries the attempt's number, so an attempt that overstays
+ * cannot undo the one that took over (end_attempt.lua, release_reservation.lua).
  * Rejections (sold out, limit, ...) change nothing and are not stored: a retry with the same
  * key is evaluated afresh. Only an accepted order is stored and replayed.
  */
@@ -85,7 +93,8 @@ export async function placeOrder(
       throw rejection(outcome.rejection);
   }
 
-  const { orderId } = outcome;
+  const { orderId, attempt } = outcome;
+  const record = deps.keys.sale(request.saleId).idempotency(keyHash);
   if (outcome.publish) {
     try {
       await deps.publisher.publish(
@@ -102,15 +111,31 @@ export async function placeOrder(
         }),
       );
     } catch (error) {
-      // A taken-over order may already have been published by the attempt that died: keep its
-      // reservation then; the reconcilers settle it either way.
-      if (!outcome.takeover) {
-        await releaseReservation(deps.redis, deps.keys, request.saleId, orderId, keyHash);
+      const reason = (error as Error).message;
+      // Only a first attempt's unsent message may be undone: a taken-over order may have been
+      // published by the attempt before it.
+      if (
+        error instanceof PublishNotSentError &&
+        !outcome.takeover &&
+        (await withdrawReservation(deps.redis, deps.keys, {
+          saleId: request.saleId,
+          orderId,
+          keyHash,
+          attempt,
+        }))
+      ) {
+        throw new AppError(
+          "BROKER_UNAVAILABLE",
+          `order_created was not published (${reason}); the reservation was released`,
+          {},
+          { "retry-after": "2" },
+        );
       }
+      await endAttempt(deps.redis, record, attempt, { acked: false });
       throw new AppError(
         "BROKER_UNAVAILABLE",
-        `order_created could not be published (${(error as Error).message})${outcome.takeover ? "" : "; the reservation was released"}`,
-        {},
+        `order ${orderId} is reserved but the broker did not confirm it (${reason}); retry with the same Idempotency-Key: the outcome converges to this order`,
+        { orderId },
         { "retry-after": "2" },
       );
     }
@@ -120,7 +145,7 @@ export async function placeOrder(
   const locatorTtlMs = Math.max(outcome.expiresAt - Date.now(), 0) + 24 * 3600 * 1000;
   // Both go out in one pipeline (ioredis auto-pipelining).
   await Promise.all([
-    storeAnswer(deps.redis, deps.keys.sale(request.saleId).idempotency(keyHash), 202, body),
+    endAttempt(deps.redis, record, attempt, { acked: true, status: 202, body }),
     deps.redis.set(deps.keys.orderLocator(orderId), request.saleId, "PX", locatorTtlMs),
   ]);
   return { status: 202, body, replayed: false, orderId };

@@ -11,9 +11,10 @@ import type { RedisClient } from "../redis/client";
  *
  * A record stays "in flight" from the reservation until the answer is stored. One in flight
  * for longer than STALE_AFTER_MS belongs to a process that died mid-request; the next retry
- * takes it over with the same orderId. The threshold sits well above the longest a live
- * request can take (the Kafka publish gives up after a few seconds), so a live request is
- * never taken over.
+ * takes it over with the same orderId. The threshold sits above the longest a live request
+ * can wait for the broker (KAFKA_PUBLISH_TIMEOUT_MS, at most 20 s), so a live request is never
+ * taken over; and since every step after the reservation is fenced by the attempt number, a
+ * request that overstays anyway cannot undo the attempt that took over.
  */
 export const STALE_AFTER_MS = 30_000;
 export const MAX_KEY_LENGTH = 255;
@@ -29,14 +30,22 @@ export function requestFingerprint(method: string, path: string, body: unknown):
     .digest("hex");
 }
 
-/** Stores the answer to replay for the rest of the key's window (its TTL is already set). */
-export async function storeAnswer(
+/**
+ * Ends one attempt of a key (end_attempt.lua). "acked": the order's message is on the topic;
+ * the answer is stored to replay for the rest of the key's window. "unknown": the publish
+ * ended without an acknowledgement; the next retry may take the record over at once. Both act
+ * only on a record that still exists, "unknown" only while this attempt is the newest.
+ */
+export async function endAttempt(
   redis: RedisClient,
   record: string,
-  status: number,
-  body: string,
-): Promise<void> {
-  await redis.hset(record, "state", "done", "status", status, "body", body);
+  attempt: number,
+  outcome: { acked: true; status: number; body: string } | { acked: false },
+): Promise<boolean> {
+  const changed = outcome.acked
+    ? await redis.endAttempt(record, attempt, "acked", outcome.status, outcome.body)
+    : await redis.endAttempt(record, attempt, "unknown");
+  return changed === 1;
 }
 
 /** The 202 body of an accepted order: what POST /v1/orders answers and a replay repeats. */

@@ -15,6 +15,7 @@ const SCRIPTS = {
   // 4 or 5 keys (the idempotency record is optional): ioredis takes the count per call.
   releaseReservation: { file: "release_reservation.lua" },
   settleReservation: { file: "settle_reservation.lua", numberOfKeys: 2 },
+  endAttempt: { file: "end_attempt.lua", numberOfKeys: 1 },
   releaseOrderUnits: { file: "release_order_units.lua", numberOfKeys: 3 },
   saleSnapshot: { file: "sale_snapshot.lua", numberOfKeys: 4 },
   adjustStock: { file: "adjust_stock.lua", numberOfKeys: 1 },
@@ -84,8 +85,22 @@ declare module "ioredis" {
       released: string,
       ...args: Arg[]
     ): Result<number, Context>;
-    /** numberOfKeys first: 4, or 5 with the idempotency record to delete. */
-    releaseReservation(numberOfKeys: 4 | 5, ...keysThenOrderId: string[]): Result<number, Context>;
+    /**
+     * numberOfKeys first: 4, or 5 with the idempotency record to delete; then the orderId and,
+     * with 5, the attempt number (release_reservation.lua).
+     */
+    releaseReservation(
+      numberOfKeys: 4 | 5,
+      ...keysThenArgs: (string | number)[]
+    ): Result<number, Context>;
+    /** 1 = the record changed, 0 = gone, answered, or a newer attempt (end_attempt.lua). */
+    endAttempt(
+      record: string,
+      attempt: number,
+      outcome: "acked" | "unknown",
+      status?: number,
+      body?: string,
+    ): Result<number, Context>;
   }
 }
 

@@ -29,6 +29,8 @@ export type ReserveOutcome =
       takeover: boolean;
       /** False when a taken-over reservation is already settled or released: do not publish. */
       publish: boolean;
+      /** This attempt's number on the Idempotency-Key record (1, then one more per takeover). */
+      attempt: number;
     }
   | { kind: "replay"; orderId: string; status: number; body: string }
   | { kind: "key_reused" }
@@ -71,7 +73,7 @@ export async function reserveStock(
     ...itemsArgv(request.items),
   );
   const code = Number(reply[0]);
-  const [a, b, c] = [reply[1], reply[2], reply[3]];
+  const [a, b, c, d] = [reply[1], reply[2], reply[3], reply[4]];
   const itemAt = (i: unknown) => request.items[Number(i) - 1]?.sku ?? "?";
   const reject = (rejection: Rejection): ReserveOutcome => ({ kind: "rejected", rejection });
   switch (code) {
@@ -85,6 +87,7 @@ export async function reserveStock(
         placedAt: Number(c),
         takeover: code !== 1,
         publish: code !== 12,
+        attempt: Number(d),
       };
     case 10:
       return { kind: "replay", orderId: String(a), status: Number(b), body: String(c) };
@@ -109,24 +112,48 @@ export async function reserveStock(
   }
 }
 
-/**
- * Gives a reservation's units back exactly once (release_reservation.lua). With `keyHash`,
- * the Idempotency-Key record that made it is deleted in the same step.
- */
+/** Gives a reservation's units back exactly once (release_reservation.lua). */
 export async function releaseReservation(
   redis: RedisClient,
   keys: RedisKeys,
   saleId: string,
   orderId: string,
-  keyHash?: string,
 ): Promise<boolean> {
   const k = keys.sale(saleId);
-  const saleKeys = [k.stock, k.userUnits, k.reservations, k.expiries];
-  const released =
-    keyHash === undefined
-      ? await redis.releaseReservation(4, ...saleKeys, orderId)
-      : await redis.releaseReservation(5, ...saleKeys, k.idempotency(keyHash), orderId);
-  return released === 1;
+  return (
+    (await redis.releaseReservation(
+      4,
+      k.stock,
+      k.userUnits,
+      k.reservations,
+      k.expiries,
+      orderId,
+    )) === 1
+  );
+}
+
+/**
+ * Undoes an accepted request whose order_created was certainly never sent: gives the units back
+ * and forgets the Idempotency-Key in one step, so a retry starts afresh. Fenced by the attempt:
+ * false (nothing changed) when a newer attempt took the key over.
+ */
+export async function withdrawReservation(
+  redis: RedisClient,
+  keys: RedisKeys,
+  attempt: { saleId: string; orderId: string; keyHash: string; attempt: number },
+): Promise<boolean> {
+  const k = keys.sale(attempt.saleId);
+  const outcome = await redis.releaseReservation(
+    5,
+    k.stock,
+    k.userUnits,
+    k.reservations,
+    k.expiries,
+    k.idempotency(attempt.keyHash),
+    attempt.orderId,
+    attempt.attempt,
+  );
+  return outcome !== -1;
 }
 
 /** The order reached MySQL: drop the reservation, keep the units taken (settle_reservation.lua). */

@@ -14,6 +14,10 @@ export interface PrivateKafka {
   brokers: string[];
   start(): Promise<void>;
   kill(): Promise<void>;
+  /** SIGSTOP: the broker holds every connection open and answers nothing until `thaw`. */
+  freeze(): void;
+  /** SIGCONT: the frozen broker carries on where it stopped. */
+  thaw(): void;
   remove(): Promise<void>;
 }
 
@@ -122,6 +126,10 @@ export async function createPrivateKafka(): Promise<PrivateKafka> {
     proc.kill("SIGKILL");
     await exited;
   };
+  const signal = (name: "SIGSTOP" | "SIGCONT") => {
+    if (!child || child.exitCode !== null) throw new Error(`no private broker to ${name}`);
+    child.kill(name);
+  };
   return {
     brokers: [`127.0.0.1:${port}`],
     async start() {
@@ -151,6 +159,8 @@ export async function createPrivateKafka(): Promise<PrivateKafka> {
       });
     },
     kill,
+    freeze: () => signal("SIGSTOP"),
+    thaw: () => signal("SIGCONT"),
     async remove() {
       await kill();
       rmSync(dir, { recursive: true, force: true });

@@ -1,8 +1,12 @@
 --[[
   Gives a reservation's units back to the sale and to the user's limit, exactly once: the
   reservation record is the marker, so a second call finds nothing and changes nothing.
-  When an idempotency record is passed (the publish of a new order failed), it is deleted in
-  the same step, so the client may retry with the same key.
+
+  With an idempotency record and an attempt number (withdrawing an order whose message was
+  certainly never sent), the release happens only while the record is still in flight under
+  that attempt, and the record is deleted in the same step, so the client may retry with the
+  same key as if nothing happened. A record taken over by a newer attempt is left alone and
+  nothing is released (-1): the newer attempt owns the order now.
 
   KEYS[1]  sale stock hash
   KEYS[2]  sale user-units hash
@@ -10,10 +14,18 @@
   KEYS[4]  sale expiries zset
   KEYS[5]  (optional) idempotency record of the request that made the reservation
   ARGV[1]  orderId
+  ARGV[2]  (with KEYS[5]) the attempt number that withdraws it
 
-  Returns 1 when units were given back, 0 when there was no such reservation.
+  Returns 1 when units were given back, 0 when there was no such reservation, -1 when a newer
+  attempt holds the record (nothing changed).
 ]]
-if KEYS[5] then redis.call("DEL", KEYS[5]) end
+if KEYS[5] then
+  local rec = redis.call("HMGET", KEYS[5], "state", "attempt")
+  if rec[1] and (rec[1] ~= "in_flight" or tonumber(rec[2] or "1") ~= tonumber(ARGV[2])) then
+    return -1
+  end
+  redis.call("DEL", KEYS[5])
+end
 local raw = redis.call("HGET", KEYS[3], ARGV[1])
 if not raw then return 0 end
 local r = cjson.decode(raw)

@@ -5,8 +5,12 @@
 
   Key checks: same key with another request → -10; same key still in flight → -11; answered
   before → 10 (replay). A record in flight for longer than staleAfterMs belongs to a process
-  that died mid-request: the retry takes it over with the SAME orderId (code 2 if its
-  reservation is still there, 12 if it is gone, i.e. already persisted or released).
+  that died mid-request, and one whose attempt ended with an unknown publish outcome has
+  startedAt 0 (end_attempt.lua): the retry takes it over with the SAME orderId (code 2 if its
+  reservation is still there, 12 if it is gone, i.e. already persisted or released). Each
+  attempt on a record gets the next attempt number; an attempt's later steps (storing the
+  answer, ending it, withdrawing it) act only while the record still carries its number, so a
+  stale attempt can never undo a newer one.
   Then: sale known, gate open, sale window (Redis server clock, the same for every API
   instance), per-user limit, each SKU known and in stock. A rejection stores nothing.
 
@@ -16,7 +20,7 @@
   KEYS[4]  sale reservations hash (orderId -> reservation JSON)
   KEYS[5]  sale expiries zset     (orderId scored by expiresAt)
   KEYS[6]  idempotency record     (hash: fp, state, orderId, startedAt, placedAt, expiresAt,
-                                   status, body)
+                                   attempt, status, body)
   ARGV[1]  orderId to use if the key is new
   ARGV[2]  userId
   ARGV[3]  request fingerprint
@@ -25,9 +29,11 @@
   ARGV[6]  n, the number of items; then ARGV[5+2i] = sku_i, ARGV[6+2i] = quantity_i
 
   Returns { code, ... }:
-     1, orderId, expiresAt, placedAt    reserved now
-     2, orderId, expiresAt, placedAt    taken over; its reservation stands (publish it again)
-    12, orderId, expiresAt, placedAt    taken over; reservation already settled or released
+     1, orderId, expiresAt, placedAt, attempt   reserved now (attempt 1)
+     2, orderId, expiresAt, placedAt, attempt   taken over; its reservation stands (publish
+                                                 it again)
+    12, orderId, expiresAt, placedAt, attempt   taken over; reservation already settled or
+                                                 released
     10, orderId, status, body           answered before: replay
    -10                                  same key, different request
    -11                                  same key, still in flight
@@ -49,8 +55,9 @@ if rec[1] then
   if rec[2] == "done" then return { 10, rec[3], rec[7], rec[8] } end
   if now - tonumber(rec[4]) < tonumber(ARGV[4]) then return { -11 } end
   redis.call("HSET", KEYS[6], "startedAt", now)
+  local attempt = redis.call("HINCRBY", KEYS[6], "attempt", 1)
   local code = redis.call("HEXISTS", KEYS[4], rec[3]) == 1 and 2 or 12
-  return { code, rec[3], tonumber(rec[6]), tonumber(rec[5]) }
+  return { code, rec[3], tonumber(rec[6]), tonumber(rec[5]), attempt }
 end
 local orderId = ARGV[1]
 
@@ -85,6 +92,6 @@ redis.call("HSET", KEYS[4], orderId, cjson.encode({
 }))
 redis.call("ZADD", KEYS[5], expiresAt, orderId)
 redis.call("HSET", KEYS[6], "fp", fingerprint, "state", "in_flight", "orderId", orderId,
-  "startedAt", now, "placedAt", now, "expiresAt", expiresAt)
+  "startedAt", now, "placedAt", now, "expiresAt", expiresAt, "attempt", 1)
 redis.call("PEXPIRE", KEYS[6], ARGV[5])
-return { 1, orderId, expiresAt, now }
+return { 1, orderId, expiresAt, now, 1 }
