@@ -17,6 +17,7 @@ const SHARED = [
   "errors.ts",
   "store_errors.ts",
   "canonical_json.ts",
+  "limits.ts", // the longest value of each field: request schemas and columns both use it
   "runtime/component.ts",
   "orders/status.ts", // the order-state vocabulary: the schema's enum and the events use it
   "services.ts", // the composition root's type: the stores a caller hands down

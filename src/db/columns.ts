@@ -27,3 +27,10 @@ export const nowMs = sql`CURRENT_TIMESTAMP(3)`;
  */
 export const autoId = (name: string) =>
   bigint(name, { mode: "number", unsigned: true }).autoincrement().primaryKey();
+
+/**
+ * Width of the entity ids of audit rows and findings. They are composed (`<saleId>/<sku>`,
+ * `<consumer>/<eventId>`, `<topic>:<partition>:<offset>` ...); src/limits.test.ts checks that
+ * the longest one the API's limits allow fits.
+ */
+export const ENTITY_ID_LENGTH = 255;

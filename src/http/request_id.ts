@@ -1,7 +1,8 @@
 import { v7 as uuidv7 } from "uuid";
+import { LIMITS } from "../limits";
 
 export const REQUEST_ID_HEADER = "X-Request-Id";
-export const MAX_REQUEST_ID_LENGTH = 128;
+export const MAX_REQUEST_ID_LENGTH = LIMITS.requestId;
 
 /** Visible ASCII only: safe to echo in a header, a log line and a problem document. */
 const SANE_REQUEST_ID = new RegExp(`^[\\x21-\\x7e]{1,${MAX_REQUEST_ID_LENGTH}}$`);

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { canonicalJson } from "../canonical_json";
+import { LIMITS } from "../limits";
 import type { RedisClient } from "../redis/client";
 
 /**
@@ -17,7 +18,7 @@ import type { RedisClient } from "../redis/client";
  * request that overstays anyway cannot undo the attempt that took over.
  */
 export const STALE_AFTER_MS = 30_000;
-export const MAX_KEY_LENGTH = 255;
+export const MAX_KEY_LENGTH = LIMITS.idempotencyKey;
 
 /** The client's key as stored: SHA-256 hex, so any characters and length up to 255 are safe. */
 export const hashIdempotencyKey = (key: string) => createHash("sha256").update(key).digest("hex");

@@ -1,8 +1,9 @@
 import { z } from "zod";
+import { LIMITS } from "../limits";
 
 /** Identifiers that end up inside Redis key names: no braces, spaces or colons. */
-export const SALE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-export const SKU = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const SALE_ID = new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,${LIMITS.saleId - 1}}$`);
+export const SKU = new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,${LIMITS.sku - 1}}$`);
 
 /** Adds a "duplicate sku" issue at `<listName>/<i>/sku` for each repeated SKU in a list. */
 export function flagDuplicateSkus(
@@ -21,8 +22,8 @@ export function flagDuplicateSkus(
 
 export const SaleSkuDefinition = z.strictObject({
   sku: z.string().regex(SKU, "1-64 chars of A-Z a-z 0-9 _ . -, starting with a letter or digit"),
-  totalStock: z.number().int().min(0).max(10_000_000),
-  priceCents: z.number().int().min(0).max(10_000_000_000),
+  totalStock: z.number().int().min(0).max(LIMITS.stockPerSku),
+  priceCents: z.number().int().min(0).max(LIMITS.priceCents),
 });
 
 export const SaleDefinition = z
@@ -34,14 +35,14 @@ export const SaleDefinition = z
     startsAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
     endsAt: z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
     /** Units one user may hold in this sale, across all SKUs. */
-    perUserLimit: z.number().int().min(1).max(10_000),
+    perUserLimit: z.number().int().min(1).max(LIMITS.perUserLimit),
     /** How long a reservation waits for payment before it expires. */
     paymentWindowSeconds: z
       .number()
       .int()
       .min(1)
       .max(7 * 24 * 3600),
-    skus: z.array(SaleSkuDefinition).min(1).max(500),
+    skus: z.array(SaleSkuDefinition).min(1).max(LIMITS.skusPerSale),
   })
   .superRefine((sale, ctx) => {
     if (sale.endsAt <= sale.startsAt) {

@@ -7,7 +7,7 @@ import {
   uniqueIndex,
   varchar,
 } from "drizzle-orm/mysql-core";
-import { autoId, json, nowMs, timestampMs } from "../columns";
+import { autoId, ENTITY_ID_LENGTH, json, nowMs, timestampMs } from "../columns";
 
 /**
  * Append-only, hash-chained audit trail. Each row's `hash` is SHA-256 over a canonical
@@ -24,7 +24,7 @@ export const auditLog = mysqlTable(
     actor: varchar("actor", { length: 128 }).notNull(),
     action: varchar("action", { length: 64 }).notNull(),
     entityType: varchar("entity_type", { length: 32 }).notNull(),
-    entityId: varchar("entity_id", { length: 128 }).notNull(),
+    entityId: varchar("entity_id", { length: ENTITY_ID_LENGTH }).notNull(),
     before: json<unknown>("before"),
     after: json<unknown>("after"),
     reason: text("reason"),

@@ -1,4 +1,5 @@
 import { bigint, char, index, int, mysqlTable, varchar } from "drizzle-orm/mysql-core";
+import { LIMITS } from "../../limits";
 import type { OrderStatus } from "../../orders/status";
 import { nowMs, timestampMs } from "../columns";
 import { sales } from "./sales";
@@ -27,7 +28,7 @@ export const orders = mysqlTable(
     userId: varchar("user_id", { length: 64 }).notNull(),
     status: varchar("status", { length: 16 }).$type<OrderStatus>().notNull(),
     /** Why the order is in its state when that needs saying (e.g. OVERSOLD, PAYMENT_TIMEOUT). */
-    statusReason: varchar("status_reason", { length: 64 }),
+    statusReason: varchar("status_reason", { length: LIMITS.reason }),
     stockState: varchar("stock_state", { length: 12 })
       .$type<StockState>()
       .notNull()

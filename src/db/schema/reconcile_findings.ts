@@ -1,5 +1,5 @@
 import { bigint, index, mysqlTable, text, varchar } from "drizzle-orm/mysql-core";
-import { autoId, json, nowMs, timestampMs } from "../columns";
+import { autoId, ENTITY_ID_LENGTH, json, nowMs, timestampMs } from "../columns";
 import { reconcileRuns } from "./reconcile_runs";
 
 export const FINDING_ACTIONS = ["NONE", "REPAIRED", "SKIPPED", "FAILED"] as const;
@@ -15,7 +15,7 @@ export const reconcileFindings = mysqlTable(
       .references(() => reconcileRuns.id),
     kind: varchar("kind", { length: 64 }).notNull(),
     entityType: varchar("entity_type", { length: 32 }).notNull(),
-    entityId: varchar("entity_id", { length: 128 }).notNull(),
+    entityId: varchar("entity_id", { length: ENTITY_ID_LENGTH }).notNull(),
     expected: json<unknown>("expected"),
     actual: json<unknown>("actual"),
     action: varchar("action", { length: 16 }).$type<FindingAction>().notNull(),

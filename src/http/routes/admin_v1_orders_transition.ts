@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { AuditAction, AuditEntityType } from "../../audit/actions";
 import { appendAudit } from "../../audit/audit_log";
 import { AppError } from "../../errors";
+import { LIMITS } from "../../limits";
 import { transitionOrder } from "../../orders/state_machine";
 import type { OrderStatus } from "../../orders/status";
 import { ADMIN_ACTOR, requireAdmin } from "../admin_auth";
@@ -19,7 +20,9 @@ type Action = keyof typeof ACTIONS;
 // Own keys only: `constructor` or `toString` are no actions.
 const isAction = (name: string): name is Action => Object.hasOwn(ACTIONS, name);
 
-const TransitionBody = z.strictObject({ reason: z.string().min(1).max(255).optional() });
+const TransitionBody = z.strictObject({
+  reason: z.string().min(1).max(LIMITS.reason).optional(),
+});
 
 /**
  * POST /admin/v1/orders/{orderId}/{confirm|ship|cancel|refund} with an optional

@@ -1,11 +1,12 @@
 import { z } from "zod";
 import { orderLocation, placeOrder } from "../../ingest/place_order";
+import { LIMITS } from "../../limits";
 import { MAX_KEY_LENGTH } from "../../orders/idempotency_keys";
 import { flagDuplicateSkus, SALE_ID, SKU } from "../../sales/definition";
 import type { App } from "../env";
 import { jsonBody, validHeaders } from "../validation";
 
-export const MAX_ITEMS_PER_ORDER = 20;
+export const MAX_ITEMS_PER_ORDER = LIMITS.itemsPerOrder;
 
 const KEY_RULE = `required, 1 to ${MAX_KEY_LENGTH} characters`;
 export const PlaceOrderHeaders = z.object({
@@ -17,14 +18,14 @@ export const PlaceOrderBody = z
     userId: z
       .string()
       .min(1)
-      .max(64)
+      .max(LIMITS.userId)
       .regex(/^[\x21-\x7e]+$/, "visible ASCII characters only"),
     saleId: z.string().regex(SALE_ID, "not a sale id"),
     items: z
       .array(
         z.strictObject({
           sku: z.string().regex(SKU, "not a SKU"),
-          quantity: z.number().int().min(1).max(1_000),
+          quantity: z.number().int().min(1).max(LIMITS.quantity),
         }),
       )
       .min(1)
