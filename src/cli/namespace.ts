@@ -13,7 +13,14 @@ const OPTIONS = { yes: { type: "boolean" }, json: { type: "boolean" } } as const
 await runCli(
   {
     usage: USAGE,
-    environment: ["DATABASE_URL", "NAMESPACE", "REDIS_URL", "KAFKA_BROKERS", "LOG_LEVEL"],
+    environment: [
+      "DATABASE_URL",
+      "NAMESPACE",
+      "REDIS_URL",
+      "KAFKA_BROKERS",
+      "LOG_LEVEL",
+      "LOG_FORMAT",
+    ],
     exitCodes: { ok: "dropped (also when there was nothing left to drop)" },
   },
   OPTIONS,

@@ -47,6 +47,7 @@ const ENVIRONMENT = {
     "where the pending job asks about a payment (unset: the callbacks MySQL recorded)",
   "RECONCILE_*": "the jobs' thresholds (RECONCILE_CONFIRM_DELAY_MS, …), as in src/config.ts",
   LOG_LEVEL: "logs on stderr (default error for a CLI)",
+  LOG_FORMAT: "json or pretty (default: pretty on a terminal, JSON lines otherwise)",
 } as const;
 
 export interface CliHelp {

@@ -41,6 +41,7 @@ const HELP = {
     "PAYMENT_PROVIDER_URL",
     "RECONCILE_*",
     "LOG_LEVEL",
+    "LOG_FORMAT",
   ],
   exitCodes: {
     ok: "nothing found, or --apply repaired everything it found",

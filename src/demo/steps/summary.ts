@@ -107,13 +107,13 @@ export async function summarize(
       ? [
           `  curl ${apiUrl}/v1/orders/${example ?? "<orderId>"}   (while the service runs)`,
           `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} bun run reconcile all --dry-run`,
-          `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} bun run audit query --order ${example ?? "<orderId>"}`,
+          `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} bun run order ${example ?? "<orderId>"}   (what happened to one order)`,
           `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} ROLES=api PORT=3000 bun run start   (the API again on the kept sale)`,
           `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} bun run namespace drop --yes   (drop it all when done)`,
         ]
       : [
           "  run with --keep to keep this sale's database, keys and topics, then:",
-          "  bun run reconcile all --dry-run · bun run audit verify · bun run audit query --order <id>",
+          "  bun run reconcile all --dry-run · bun run audit verify · bun run order <orderId>",
           "  GET /v1/orders/{orderId} on a running service (bun run start)",
         ]),
   );
