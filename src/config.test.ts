@@ -21,7 +21,7 @@ describe("loadConfig", () => {
       lostGraceMs: 60_000,
       confirmDelayMs: 1_000,
       drainTimeoutMs: 60_000,
-      pendingGraceMs: 5_000,
+      pendingGraceMs: 15_000,
       outboxStuckMs: 60_000,
       retentionMs: 7 * 86_400_000,
     });
@@ -79,6 +79,11 @@ describe("loadConfig", () => {
     ["DATABASE_URL", "postgres://127.0.0.1/x"],
     ["ADMIN_TOKEN", "short"],
     ["MIGRATE_ON_START", "yes"],
+    ["RATE_LIMIT_ORDERS_PER_USER", "20 per second"],
+    ["RATE_LIMIT_READS_PER_ADDRESS", "0/1s"],
+    ["SALE_KEY_RETENTION_HOURS", "24"],
+    ["KAFKA_PUBLISH_TIMEOUT_MS", "30000"],
+    ["INGEST_AUTH", "basic"],
   ])("rejects %s=%s", (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`\\b${variable}:`));
   });
@@ -97,5 +102,20 @@ describe("loadConfig", () => {
       PAYMENT_WEBHOOK_SECRET: "a-real-webhook-secret-0123",
     });
     expect(config.adminToken).toBe("a-real-admin-token-0123");
+  });
+
+  it("reads request rates as N/Ws or off, and requires the JWT settings with INGEST_AUTH=jwt", () => {
+    const config = loadConfig({ RATE_LIMIT_ORDERS_PER_USER: "5/1s", TRUST_PROXY: "2" });
+    expect(config.ingest.rateLimits).toEqual({
+      ordersPerUser: { limit: 5, windowMs: 1_000 },
+      ordersPerAddress: null,
+      readsPerAddress: null,
+      webhookPerAddress: null,
+    });
+    expect(config.ingest.trustProxy).toBe(2);
+    expect(config.ingest.auth).toEqual({ mode: "none" });
+    expect(() => loadConfig({ INGEST_AUTH: "jwt" })).toThrow(
+      /INGEST_JWKS: required when INGEST_AUTH=jwt/,
+    );
   });
 });

@@ -66,7 +66,15 @@ const roleList = commaList
  * list is the one that decides: src/reconcile/jobs/index.ts builds its jobs from it, in this
  * order, which is the order `bun run reconcile all` runs them (and the scheduler starts them).
  */
-export const RECONCILE_JOBS = ["outbox", "orders", "expiry", "pending", "stock"] as const;
+export const RECONCILE_JOBS = [
+  "outbox",
+  "orders",
+  "expiry",
+  "pending",
+  "stock",
+  "audit",
+  "retention",
+] as const;
 export type ReconcileJobName = (typeof RECONCILE_JOBS)[number];
 type JobName = ReconcileJobName;
 const JOBS = RECONCILE_JOBS;
@@ -78,6 +86,8 @@ const DEFAULT_SCHEDULE: Record<JobName, string> = {
   pending: "45 * * * * *",
   expiry: "*/30 * * * * *",
   outbox: "0 */5 * * * *",
+  audit: "30 */5 * * * *",
+  retention: "40 */10 * * * *",
 };
 
 /**
@@ -114,6 +124,26 @@ const schedule = z.string().transform((value, ctx) => {
 
 const seconds = positiveInt.transform((s) => s * 1000);
 
+/** A request rate: "N/Ws" (at most N requests in any W seconds) or "off". */
+export interface RateRule {
+  limit: number;
+  windowMs: number;
+}
+const rateRule = z
+  .string()
+  .trim()
+  .transform((value, ctx): RateRule | null => {
+    if (value === "off") return null;
+    const match = /^(\d{1,7})\/(\d{1,5})s$/.exec(value);
+    const limit = Number(match?.[1]);
+    const windowSeconds = Number(match?.[2]);
+    if (!match || limit < 1 || windowSeconds < 1) {
+      ctx.addIssue({ code: "custom", message: `"${value}" is not N/Ws (e.g. 20/1s) or off` });
+      return z.NEVER;
+    }
+    return { limit, windowMs: windowSeconds * 1000 };
+  });
+
 const EnvSchema = z
   .object({
     NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
@@ -136,6 +166,25 @@ const EnvSchema = z
     KAFKA_PUBLISH_TIMEOUT_MS: positiveInt.min(100).max(20_000).default(10_000),
     // Messages that may wait for the broker in one process; beyond it orders are refused 503.
     KAFKA_PUBLISH_QUEUE_MAX: positiveInt.max(1_000_000).default(20_000),
+    // Who the buyer is (src/http/buyer_auth.ts): none (the body's userId is trusted; local use
+    // and the demo) or jwt (a bearer JWT whose subject is the buyer).
+    INGEST_AUTH: z.enum(["none", "jwt"]).default("none"),
+    // A JWKS file path or an https:// URL with the keys that sign buyers' tokens (RS256, ES256).
+    INGEST_JWKS: z.string().trim().min(1).optional(),
+    INGEST_JWT_ISSUER: z.string().trim().min(1).optional(),
+    INGEST_JWT_AUDIENCE: z.string().trim().min(1).optional(),
+    INGEST_JWT_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+    // Requests one API process works on at once on POST /v1/orders; beyond it 503 OVERLOADED.
+    INGEST_MAX_IN_FLIGHT: positiveInt.max(100_000).default(2_000),
+    // Request rates shared by every API process (Redis): "N/Ws" (N requests per W seconds) or
+    // "off" (src/http/rate_limit.ts).
+    RATE_LIMIT_ORDERS_PER_USER: rateRule.prefault("off"),
+    RATE_LIMIT_ORDERS_PER_ADDRESS: rateRule.prefault("off"),
+    RATE_LIMIT_READS_PER_ADDRESS: rateRule.prefault("off"),
+    RATE_LIMIT_WEBHOOK_PER_ADDRESS: rateRule.prefault("off"),
+    // How many proxies in front of the API append to X-Forwarded-For; 0 (the default) ignores
+    // the header and uses the connection's address.
+    TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
     // Prefix of every Redis key and Kafka topic (and consumer group) this instance uses, so
     // several environments or test files can share one Redis and one broker without colliding.
     NAMESPACE: z
@@ -166,18 +215,43 @@ const EnvSchema = z
     RECONCILE_LOST_GRACE_SECONDS: seconds.prefault(60),
     RECONCILE_CONFIRM_DELAY_MS: positiveInt.max(60_000).default(1_000),
     RECONCILE_DRAIN_TIMEOUT_SECONDS: seconds.prefault(60),
-    RECONCILE_PENDING_GRACE_SECONDS: seconds.prefault(5),
+    // Past KAFKA_PUBLISH_TIMEOUT_MS (10 s): a callback accepted just before pay_by may take
+    // that long to be acknowledged by the broker, and must not find its order expired.
+    RECONCILE_PENDING_GRACE_SECONDS: seconds.prefault(15),
     RECONCILE_OUTBOX_STUCK_SECONDS: seconds.prefault(60),
     RECONCILE_RETENTION_DAYS: positiveInt
       .max(3650)
       .transform((d) => d * 86_400_000)
       // prefault, not default: a default skips the transform (zod 4), so it would be 7 ms.
       .prefault(7),
+    // reconcile_runs and their findings older than this are purged (the retention job).
+    RECONCILE_RUN_RETENTION_DAYS: positiveInt
+      .max(3650)
+      .transform((d) => d * 86_400_000)
+      .prefault(30),
+    // A sale's Redis keys expire this long after its end plus its payment window. Longer than
+    // the 48 h the reconcilers treat an ended sale as live, or the stock job would find the
+    // gate of a sale it still watches gone and rebuild it.
+    SALE_KEY_RETENTION_HOURS: positiveInt
+      .min(49, "must be at least 49 (an ended sale stays in the reconcilers' scope for 48 h)")
+      .max(24 * 365)
+      .transform((h) => h * 3_600_000)
+      .prefault(72),
     // Where the stuck-PENDING job asks what happened to a payment (GET <url>/payments/<orderId>).
     // Unset: it goes by the payment callbacks recorded in MySQL.
     PAYMENT_PROVIDER_URL: url(["http:", "https:"]).optional(),
+    // Signs the audit chain's checkpoints (src/audit/checkpoints.ts). Kept out of the database
+    // on purpose. Unset: no checkpoint is written or checked, and `audit verify` says so.
+    AUDIT_CHECKPOINT_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   })
   .superRefine((env, ctx) => {
+    if (env.INGEST_AUTH === "jwt") {
+      for (const name of ["INGEST_JWKS", "INGEST_JWT_ISSUER", "INGEST_JWT_AUDIENCE"] as const) {
+        if (!env[name]) {
+          ctx.addIssue({ code: "custom", path: [name], message: "required when INGEST_AUTH=jwt" });
+        }
+      }
+    }
     if (env.NODE_ENV !== "production") return;
     if (env.ADMIN_TOKEN === DEV_ADMIN_TOKEN) {
       ctx.addIssue({
@@ -212,10 +286,26 @@ export interface Config {
     publishTimeoutMs: number;
     publishQueueMax: number;
   };
+  ingest: {
+    auth:
+      | { mode: "none" }
+      | { mode: "jwt"; jwks: string; issuer: string; audience: string; clockSkewSeconds: number };
+    maxInFlight: number;
+    /** How many proxies append to X-Forwarded-For (0: the connection's address). */
+    trustProxy: number;
+    rateLimits: {
+      ordersPerUser: RateRule | null;
+      ordersPerAddress: RateRule | null;
+      readsPerAddress: RateRule | null;
+      webhookPerAddress: RateRule | null;
+    };
+  };
   namespace: string;
   adminToken: string;
   paymentWebhookSecret: string;
   idempotencyTtlSeconds: number;
+  /** A sale's Redis keys expire at its end + payment window + this (SALE_KEY_RETENTION_HOURS). */
+  saleKeyRetentionMs: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Unset: pretty when the log's destination is a terminal, JSON lines otherwise. */
   logFormat?: LogFormat;
@@ -233,11 +323,15 @@ export interface Config {
       pendingGraceMs: number;
       outboxStuckMs: number;
       retentionMs: number;
+      runRetentionMs: number;
+      saleKeyRetentionMs: number;
       processingStaleMs: number;
       liveSaleWindowMs: number;
     };
   };
   paymentProviderUrl?: string;
+  /** HMAC key of the audit checkpoints; unset: checkpoints are neither written nor checked. */
+  auditCheckpointKey?: string;
 }
 
 /** Names every variable that failed, one per line, e.g. `PORT: must be ...`. */
@@ -282,10 +376,31 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       publishTimeoutMs: e.KAFKA_PUBLISH_TIMEOUT_MS,
       publishQueueMax: e.KAFKA_PUBLISH_QUEUE_MAX,
     },
+    ingest: {
+      auth:
+        e.INGEST_AUTH === "jwt"
+          ? {
+              mode: "jwt",
+              jwks: e.INGEST_JWKS as string,
+              issuer: e.INGEST_JWT_ISSUER as string,
+              audience: e.INGEST_JWT_AUDIENCE as string,
+              clockSkewSeconds: e.INGEST_JWT_CLOCK_SKEW_SECONDS,
+            }
+          : { mode: "none" },
+      maxInFlight: e.INGEST_MAX_IN_FLIGHT,
+      trustProxy: e.TRUST_PROXY,
+      rateLimits: {
+        ordersPerUser: e.RATE_LIMIT_ORDERS_PER_USER,
+        ordersPerAddress: e.RATE_LIMIT_ORDERS_PER_ADDRESS,
+        readsPerAddress: e.RATE_LIMIT_READS_PER_ADDRESS,
+        webhookPerAddress: e.RATE_LIMIT_WEBHOOK_PER_ADDRESS,
+      },
+    },
     namespace: e.NAMESPACE,
     adminToken: e.ADMIN_TOKEN,
     paymentWebhookSecret: e.PAYMENT_WEBHOOK_SECRET,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    saleKeyRetentionMs: e.SALE_KEY_RETENTION_HOURS,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     migrateOnStart: e.MIGRATE_ON_START === "1",
@@ -300,12 +415,15 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         pendingGraceMs: e.RECONCILE_PENDING_GRACE_SECONDS,
         outboxStuckMs: e.RECONCILE_OUTBOX_STUCK_SECONDS,
         retentionMs: e.RECONCILE_RETENTION_DAYS,
+        runRetentionMs: e.RECONCILE_RUN_RETENTION_DAYS,
+        saleKeyRetentionMs: e.SALE_KEY_RETENTION_HOURS,
         // Past the order lock's TTL (10 s) with a wide margin.
         processingStaleMs: 60_000,
         liveSaleWindowMs: 2 * 86_400_000,
       },
     },
     ...(e.PAYMENT_PROVIDER_URL ? { paymentProviderUrl: e.PAYMENT_PROVIDER_URL } : {}),
+    ...(e.AUDIT_CHECKPOINT_KEY ? { auditCheckpointKey: e.AUDIT_CHECKPOINT_KEY } : {}),
     ...(e.LOG_FORMAT ? { logFormat: e.LOG_FORMAT } : {}),
   };
 }

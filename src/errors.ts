@@ -10,6 +10,7 @@ export const ERROR_STATUS = {
   UNAUTHORIZED: 401,
   INVALID_SIGNATURE: 401,
   STALE_SIGNATURE: 400,
+  USER_MISMATCH: 403,
   NOT_FOUND: 404,
   UNKNOWN_SALE: 404,
   UNKNOWN_ORDER: 404,
@@ -24,10 +25,12 @@ export const ERROR_STATUS = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNKNOWN_SKU: 422,
   IDEMPOTENCY_KEY_REUSED: 422,
+  RATE_LIMITED: 429,
   INTERNAL: 500,
   BROKER_UNAVAILABLE: 503,
   SALE_PAUSED: 503,
   NOT_READY: 503,
+  OVERLOADED: 503,
 } as const;
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
@@ -37,6 +40,7 @@ const TITLES: Record<ErrorCode, string> = {
   UNAUTHORIZED: "Authentication required",
   INVALID_SIGNATURE: "The Payment-Signature header is missing or does not match the body",
   STALE_SIGNATURE: "The signature's timestamp is more than 5 minutes away from now",
+  USER_MISMATCH: "The body's userId is not the buyer the token names",
   NOT_FOUND: "Not found",
   UNKNOWN_SALE: "No such sale",
   UNKNOWN_ORDER: "No such order",
@@ -51,10 +55,12 @@ const TITLES: Record<ErrorCode, string> = {
   UNSUPPORTED_MEDIA_TYPE: "The request body must be application/json",
   UNKNOWN_SKU: "The sale has no such SKU",
   IDEMPOTENCY_KEY_REUSED: "This Idempotency-Key was used for a different request",
+  RATE_LIMITED: "Too many requests; retry after the time given",
   INTERNAL: "Internal server error",
   BROKER_UNAVAILABLE: "The broker is unavailable; retry with the same Idempotency-Key",
   SALE_PAUSED: "The sale is paused for a moment",
   NOT_READY: "The service is not ready",
+  OVERLOADED: "This instance is at capacity; retry shortly",
 };
 
 const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
@@ -63,6 +69,8 @@ const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
   "SALE_PAUSED",
   "NOT_READY",
   "INTERNAL",
+  "RATE_LIMITED",
+  "OVERLOADED",
 ]);
 
 export class AppError extends Error {

@@ -1,7 +1,9 @@
 import { eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { appendAudit, auditHash, verifyAuditChain } from "../src/audit/audit_log";
-import { auditLog } from "../src/db/schema";
+import { appendAudit, auditHash, GENESIS_HASH, verifyAuditChain } from "../src/audit/audit_log";
+import { auditCheckpoints, auditHead, auditLog } from "../src/db/schema";
+import { auditJob } from "../src/reconcile/jobs/audit";
+import { reconcile } from "./support/reconcile";
 import { openSale } from "./support/sales";
 import { useWorld } from "./support/world";
 
@@ -109,12 +111,51 @@ describe("audit trail", () => {
     expect(await verifyAuditChain(db())).toMatchObject({
       ok: false,
       seq: last,
-      problem: "missing",
+      problem: "truncated",
     });
   });
 
   it("names the first broken link when a row is deleted in SQL", async () => {
     await db().execute(sql`delete from audit_log where seq = 2`);
-    expect(await verifyAuditChain(db())).toMatchObject({ ok: false, seq: 2, problem: "missing" });
+    expect(await verifyAuditChain(db())).toMatchObject({ ok: false, seq: 2, problem: "deleted" });
+  });
+});
+
+describe("the audit job between verifies", () => {
+  const KEY = "audit-test-checkpoint-key-0123456789abcdef";
+  const keyed = () => ({ ...world.services, config: { ...world.config, auditCheckpointKey: KEY } });
+
+  it("walks only the rows after the newest checkpoint, and signs nothing in a dry run", async () => {
+    await db().delete(auditLog);
+    await db().delete(auditCheckpoints);
+    await db().update(auditHead).set({ seq: 0, hash: GENESIS_HASH }).where(eq(auditHead.id, 1));
+    await appendSome(5);
+    const first = await reconcile(keyed(), auditJob, "APPLY");
+    expect(first.counts).toMatchObject({ rowsVerified: 5, checkpointsSigned: 1 });
+    await appendSome(3);
+    const dry = await reconcile(keyed(), auditJob, "DRY_RUN");
+    expect(dry.findings).toEqual([]);
+    expect(dry.counts).toMatchObject({ rowsVerified: 3, checkpointsChecked: 1 });
+    expect(dry.counts.checkpointsSigned).toBeUndefined();
+    expect(await db().select().from(auditCheckpoints)).toHaveLength(1);
+  });
+
+  it("without the key it walks every row, signs nothing and counts the run unkeyed", async () => {
+    const report = await reconcile(world.services, auditJob, "APPLY");
+    expect(report.findings).toEqual([]);
+    expect(report.counts).toMatchObject({ unkeyed: 1, rowsVerified: 8 });
+    expect(await db().select().from(auditCheckpoints)).toHaveLength(1);
+  });
+
+  it("the job leaves rows before its checkpoint to the full verify, which names an edit there", async () => {
+    await db().execute(sql`update audit_log set reason = 'forged' where seq = 2`);
+    const report = await reconcile(keyed(), auditJob, "APPLY");
+    // The job walks from its checkpoint (seq 5) on; only the full walk reads row 2.
+    expect(report.findings).toEqual([]);
+    expect(await verifyAuditChain(db(), { checkpointKey: KEY })).toMatchObject({
+      ok: false,
+      seq: 2,
+      problem: "edited",
+    });
   });
 });

@@ -28,6 +28,7 @@ describe("migrations (drizzle migrate() on the real server)", () => {
   it("create every table of the domain", async () => {
     expect(await tableNames()).toEqual([
       "__drizzle_migrations",
+      "audit_checkpoints",
       "audit_head",
       "audit_log",
       "idempotency_log",

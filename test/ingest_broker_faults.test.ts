@@ -1,9 +1,11 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { hashIdempotencyKey } from "../src/orders/idempotency_keys";
 import { orderConsumer } from "./support/components";
 import { eventually } from "./support/context";
 import { ordersOfSale, persistedOrder } from "./support/orders";
 import { createPrivateKafka, type PrivateKafka } from "./support/private_kafka";
+import { freePort } from "./support/process";
 import { openSale, orderRequest, saleSnapshot } from "./support/sales";
 import { useWorld } from "./support/world";
 
@@ -145,5 +147,72 @@ describe("the broker fails under a publish", () => {
     );
     // y retries afresh once the broker is back.
     expect((await order(sale.saleId, "y", "queued")).status).toBe(202);
+  }, 180_000);
+
+  it("sheds a storm while the broker is frozen: past INGEST_MAX_IN_FLIGHT requests get 503 OVERLOADED at once, and the process stays small", async () => {
+    const sale = await openSale(world.app, world.services, {
+      skus: [{ sku: "A", totalStock: 10_000, priceCents: 1 }],
+      perUserLimit: 10_000,
+    });
+    const port = await freePort();
+    const api = world.startChild(["src/main.ts"], {
+      env: {
+        PORT: String(port),
+        ROLES: "api",
+        INGEST_MAX_IN_FLIGHT: "100",
+        KAFKA_PUBLISH_QUEUE_MAX: "100000",
+        KAFKA_PUBLISH_TIMEOUT_MS: "4000",
+      },
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await eventually(
+      async () =>
+        (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined,
+      { timeoutMs: 30_000, what: `/readyz; output:\n${api.output()}` },
+    );
+    const rss = () => {
+      const status = readFileSync(`/proc/${api.process.pid}/status`, "utf8");
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+    };
+    kafka.freeze();
+    let statuses: number[] = [];
+    let codes = new Map<string, number>();
+    let peak = 0;
+    let kept = 0;
+    try {
+      const storm = Array.from({ length: 2_000 }, async (_, i) => {
+        const response = await fetch(`${base}/v1/orders`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "idempotency-key": `storm-${i}` },
+          body: JSON.stringify({
+            userId: `s${i}`,
+            saleId: sale.saleId,
+            items: [{ sku: "A", quantity: 1 }],
+          }),
+        });
+        const body = (await response.json()) as { code?: string; orderId?: string };
+        peak = Math.max(peak, rss());
+        return { status: response.status, code: body.code ?? "", kept: body.orderId !== undefined };
+      });
+      const answers = await Promise.all(storm);
+      statuses = answers.map((a) => a.status);
+      kept = answers.filter((a) => a.kept).length;
+      codes = new Map();
+      for (const a of answers) codes.set(a.code, (codes.get(a.code) ?? 0) + 1);
+    } finally {
+      kafka.thaw();
+    }
+    // Every request was answered, and only with 503s that say what to do.
+    expect(statuses.every((s) => s === 503)).toBe(true);
+    expect([...codes.keys()].sort()).toEqual(["BROKER_UNAVAILABLE", "OVERLOADED"]);
+    // At most 100 waited for the broker; the rest were turned away without touching a store.
+    expect(codes.get("BROKER_UNAVAILABLE")).toBeLessThanOrEqual(100);
+    expect(codes.get("OVERLOADED")).toBeGreaterThanOrEqual(1_900);
+    const snapshot = await saleSnapshot(world.services, sale.saleId);
+    // Only a publish whose outcome is unknown keeps its units (and names its order); those
+    // that waited in the queue were withdrawn.
+    expect(Object.keys(snapshot.reservations).length).toBe(kept);
+    // The stated bound: the API process stays under 400 MB resident through the storm.
+    expect(peak).toBeLessThan(400 * 1024 * 1024);
   }, 180_000);
 });

@@ -1,7 +1,7 @@
 import { and, eq, lt } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { orders } from "../src/db/schema";
-import { DistributedLock, LockLostError } from "../src/lock/distributed_lock";
+import { DistributedLock, FENCE_RETENTION_MS, LockLostError } from "../src/lock/distributed_lock";
 import { eventually } from "./support/context";
 import { insertSaleRow } from "./support/sales";
 import { useWorld } from "./support/world";
@@ -89,6 +89,42 @@ describe("distributed lock", () => {
     expect(tokens.every((t, i) => i === 0 || t === (tokens[i - 1] ?? 0) + 1)).toBe(true);
     expect(after?.fence).toBeGreaterThan(tokens[tokens.length - 1] ?? Number.POSITIVE_INFINITY);
     expect(Number.isSafeInteger(after?.fence)).toBe(true);
+  });
+
+  it("gives the fencing counter an expiry: the lock's TTL plus the fence retention", async () => {
+    const { redis, keys } = world.services;
+    const lock = new DistributedLock(redis, keys, { ttlMs: 1_000 });
+    const r = resource();
+    const held = await lock.tryAcquire(r);
+    const afterAcquire = await redis.pttl(keys.lockFence(r));
+    expect(afterAcquire).toBeGreaterThan(1_000);
+    expect(afterAcquire).toBeLessThanOrEqual(1_000 + FENCE_RETENTION_MS);
+    await held?.release();
+    // Released: the counter stays (a paused holder may still present its token), bounded.
+    expect(await redis.pttl(keys.lockFence(r))).toBeGreaterThan(1_000);
+  });
+
+  it("once the fencing counter expired, the next holder's token is still larger", async () => {
+    const { redis, keys } = world.services;
+    const lock = new DistributedLock(redis, keys, { ttlMs: 200, fenceRetentionMs: 100 });
+    const r = resource();
+    const tokens: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const held = await lock.tryAcquire(r);
+      tokens.push(held?.fence ?? Number.POSITIVE_INFINITY);
+      await held?.release();
+    }
+    await eventually(
+      async () => ((await redis.exists(keys.lockFence(r))) === 0 ? true : undefined),
+      {
+        timeoutMs: 10_000,
+        what: "the fencing counter to expire",
+      },
+    );
+    const later = await lock.tryAcquire(r);
+    await later?.release();
+    expect(later?.fence).toBeGreaterThan(Math.max(...tokens));
+    expect(await redis.pttl(keys.lockFence(r))).toBeGreaterThan(0);
   });
 
   it("fences out a holder paused past its TTL (SIGSTOP) when it resumes", async () => {

@@ -293,7 +293,7 @@ describe("bun run reconcile", () => {
       });
     const intact = audit("verify");
     expect(intact.status).toBe(0);
-    expect(intact.stdout).toMatch(/audit chain intact: \d+ rows/);
+    expect(intact.stdout).toMatch(/audit chain consistent: \d+ rows/);
     const [row] = await db().select().from(auditLog).orderBy(auditLog.seq).limit(1).offset(1);
     if (!row) throw new Error("no audit rows to tamper with");
     const query = audit("query", "--entity", `${row.entityType}:${row.entityId}`);
@@ -307,7 +307,7 @@ describe("bun run reconcile", () => {
     try {
       const broken = audit("verify");
       expect(broken.status).toBe(1);
-      expect(broken.stdout).toContain(`audit chain BROKEN at seq ${row.seq}: row edited`);
+      expect(broken.stdout).toContain(`audit chain BROKEN at seq ${row.seq}: edited`);
     } finally {
       await db().update(auditLog).set({ reason: row.reason }).where(eq(auditLog.id, row.id));
     }

@@ -38,6 +38,8 @@ export const AUDIT_ENTITY_TYPES = [
   "idempotency",
   "outbox",
   "message",
+  // The chain itself: the audit job's finding when a verify fails (entity id: the row's seq).
+  "audit",
 ] as const;
 export type AuditEntityType = (typeof AUDIT_ENTITY_TYPES)[number];
 

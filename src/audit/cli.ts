@@ -10,7 +10,7 @@ import {
 } from "../cli/support";
 import { orders } from "../db/schema";
 import { AUDIT_ACTIONS, AUDIT_ENTITY_TYPES, isAuditAction, isAuditEntityType } from "./actions";
-import { queryAudit, verifyAuditChain } from "./audit_log";
+import { CHAIN_PROBLEMS, type ChainCheck, queryAudit, verifyAuditChain } from "./audit_log";
 
 /** Names joined by ", " in lines of at most 92 characters, the later ones indented. */
 function wrap(names: string[], indent: string): string {
@@ -24,11 +24,44 @@ function wrap(names: string[], indent: string): string {
   return lines.join(`,\n${indent}`);
 }
 
+/** What verify says: the verdict first, then what was (not) covered by checkpoints. */
+function describeCheck(check: ChainCheck): string {
+  const cp = check.checkpoints;
+  if (!check.ok) {
+    const which = check.checkpointId ? ` (checkpoint #${check.checkpointId})` : "";
+    return [
+      `audit chain BROKEN at seq ${check.seq}: ${check.problem}${which}`,
+      `  ${check.detail}`,
+      `  ${CHAIN_PROBLEMS[check.problem]}; ${check.rows} rows verified before it`,
+    ].join("\n");
+  }
+  if (!cp.verified)
+    return [
+      `audit chain consistent: ${check.rows} rows, audit_head matches the last row`,
+      `checkpoints NOT checked: ${cp.reason}, so a tail rewritten with recomputed hashes would pass` +
+        (cp.present > 0
+          ? ` (${cp.present} checkpoints in the table, unverifiable without it)`
+          : ""),
+    ].join("\n");
+  const lines = [
+    `audit chain intact: ${check.rows} rows, audit_head matches, ${cp.checked} checkpoints verified`,
+  ];
+  if (cp.signed)
+    lines.push(
+      `checkpoint #${cp.signed.id} signed at seq ${cp.signed.seq} (hash ${cp.signed.hash}, mac ${cp.signed.mac})`,
+    );
+  else if (check.head.seq === 0) lines.push("no rows yet: no checkpoint signed");
+  return lines.join("\n");
+}
+
 const USAGE = `bun run audit verify [--json]
 bun run audit query [--order ID] [--entity TYPE[:ID]] [--actor PREFIX] [--action NAME]
                     [--run N] [--since ISO-TIME] [--limit N] [--json]
 
-verify walks the hash chain and names the first broken link (exit 1 when broken).
+verify checks, in one snapshot, the signed checkpoints (AUDIT_CHECKPOINT_KEY), every row's
+hash and link, and audit_head; it names the first failed check and its row (exit 1 when
+broken: edited, deleted, inserted, reordered, truncated, head mismatch, checkpoint mismatch).
+When all holds and the key is set, it signs a checkpoint of the head it verified.
 query prints audit rows matching every filter, oldest first (default limit 100); an --order
 the database does not have, with no rows about it, exits 66.
 
@@ -50,9 +83,9 @@ const OPTIONS = {
 
 const HELP = {
   usage: USAGE,
-  environment: ["DATABASE_URL", "NAMESPACE", "LOG_LEVEL"],
+  environment: ["DATABASE_URL", "NAMESPACE", "AUDIT_CHECKPOINT_KEY", "LOG_LEVEL"],
   exitCodes: {
-    ok: "verify: the chain is intact; query: done (also when no rows match)",
+    ok: "verify: the chain is intact (without the key: the checks it could make hold, and it says what it could not check); query: done (also when no rows match)",
     findings: "verify: the chain is broken",
   },
 } as const;
@@ -61,13 +94,13 @@ await runCli(HELP, OPTIONS, async ({ command, values, target }, services) => {
   const { db } = services.database;
 
   if (command === "verify") {
-    const check = await verifyAuditChain(db);
+    const key = services.config.auditCheckpointKey;
+    const check = await verifyAuditChain(db, {
+      ...(key ? { checkpointKey: key } : {}),
+      sign: true,
+    });
     if (values.json) console.log(JSON.stringify({ ...check, target }));
-    else if (check.ok) console.log(`audit chain intact: ${check.rows} rows`);
-    else
-      console.log(
-        `audit chain BROKEN at seq ${check.seq}: row ${check.problem} (${check.rows} rows verified before it)`,
-      );
+    else console.log(describeCheck(check));
     return check.ok ? EXIT.ok : EXIT.findings;
   }
   if (command !== "query")

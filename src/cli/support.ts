@@ -46,6 +46,8 @@ const ENVIRONMENT = {
   PAYMENT_PROVIDER_URL:
     "where the pending job asks about a payment (unset: the callbacks MySQL recorded)",
   "RECONCILE_*": "the jobs' thresholds (RECONCILE_CONFIRM_DELAY_MS, …), as in src/config.ts",
+  AUDIT_CHECKPOINT_KEY:
+    "signs and checks the audit checkpoints (unset: none checked or signed, and verify says so)",
   LOG_LEVEL: "logs on stderr (default error for a CLI)",
   LOG_FORMAT: "json or pretty (default: pretty on a terminal, JSON lines otherwise)",
 } as const;

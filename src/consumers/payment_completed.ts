@@ -19,7 +19,8 @@ export interface PaymentConsumerOptions extends ConsumerOptions {
  * A payment whose order is not persisted yet is retried by the runner (the order arrives
  * through order_created) for up to `orderWaitMs`, then parked (payments row AWAITING_ORDER)
  * for the pending job to apply once the order exists, or refund once it never can: never
- * dropped.
+ * dropped. One whose order can never exist (its order_created is logged FAILED) does not wait:
+ * applyPayment refunds it at once, so it cannot hold the partition for `orderWaitMs`.
  */
 export function paymentCompletedConsumer(
   services: Services,

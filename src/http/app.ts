@@ -6,6 +6,7 @@ import type { Services } from "../services";
 import { allowedMethods } from "./allowed_methods";
 import type { App, AppEnv } from "./env";
 import { problemResponse } from "./problem";
+import { rateLimitHeaders, ratePerAddress } from "./rate_limit";
 import { REQUEST_ID_HEADER, resolveRequestId } from "./request_id";
 import { registerAdminV1OrdersTransition } from "./routes/admin_v1_orders_transition";
 import { registerAdminV1SalesCreate } from "./routes/admin_v1_sales_create";
@@ -44,6 +45,9 @@ export function createApp(services: Services, options: AppOptions = {}): App {
     // Set on the final response, whatever produced it (a handler's own Response, onError,
     // notFound): headers set before next() are lost when a handler returns a Response itself.
     c.header(REQUEST_ID_HEADER, requestId);
+    for (const [name, value] of Object.entries(rateLimitHeaders(c.get("rateLimits") ?? []))) {
+      c.header(name, value);
+    }
   });
   app.use(
     "*",
@@ -55,10 +59,21 @@ export function createApp(services: Services, options: AppOptions = {}): App {
     }),
   );
 
+  // Per-address request rates of the public reads and the webhook (POST /v1/orders counts
+  // per address and per buyer in its route). Off unless configured (RATE_LIMIT_*).
+  const limits = services.config.ingest.rateLimits;
+  const reads = ratePerAddress("reads-address", () => limits.readsPerAddress);
+  app.use("/v1/orders/:orderId", reads);
+  app.use("/v1/sales/:saleId/stock", reads);
+  app.use(
+    "/v1/payments/webhook",
+    ratePerAddress("webhook-address", () => limits.webhookPerAddress),
+  );
+
   registerHealthz(app);
   registerReadyz(app);
-  registerV1OrdersCreate(app);
-  registerV1OrdersGet(app);
+  registerV1OrdersCreate(app, services.config);
+  registerV1OrdersGet(app, services.config);
   registerV1SalesStock(app);
   registerV1PaymentsWebhook(app);
   registerAdminV1SalesCreate(app);

@@ -1,4 +1,5 @@
 import type { Hono } from "hono";
+import type { RateRule } from "../config";
 import type { Logger } from "../logger";
 import type { Services } from "../services";
 
@@ -6,6 +7,14 @@ import type { Services } from "../services";
  * The app's Env, in a module of its own: routes and middleware import these types from here,
  * never from `app.ts`, which imports every route to register it.
  */
+/** Where a request stands under one rate policy (src/http/rate_limit.ts), for its headers. */
+export interface RateState {
+  policy: string;
+  rule: RateRule;
+  remaining: number;
+  resetMs: number;
+}
+
 export type AppEnv = {
   Variables: {
     services: Services;
@@ -15,6 +24,10 @@ export type AppEnv = {
     requestId: string;
     /** The HTTP logger bound to `requestId`: log through it while handling a request. */
     log: Logger;
+    /** The buyer a verified token names (INGEST_AUTH=jwt); unset when buyers are not authenticated. */
+    buyer?: string;
+    /** Where this request stands under each rate policy it was counted against. */
+    rateLimits?: RateState[];
   };
 };
 

@@ -15,6 +15,11 @@ export function httpServer(services: Services, draining: () => boolean): Compone
         fetch: app.fetch,
       });
       services.logger.info({ url: server.url.toString() }, "http listening");
+      if (services.config.ingest.auth.mode === "none") {
+        services.logger.warn(
+          "buyers are not authenticated (INGEST_AUTH=none): POST /v1/orders trusts the body's userId and GET /v1/orders/{id} shows any order; set INGEST_AUTH=jwt in front of real buyers",
+        );
+      }
     },
     async stop() {
       // Stops accepting at once; resolves when in-flight requests have been answered.

@@ -13,6 +13,9 @@ import type { RedisKeys } from "../redis/keys";
  *   unreachable) the task's AbortSignal fires and the task must not commit;
  * - the fencing token goes with every write the lock protects, so MySQL refuses a write from a
  *   holder that was paused past its TTL and resumed (`WHERE fence_token < :fence`).
+ * - the fencing counter expires FENCE_RETENTION_MS after the lock's TTL, from each acquisition;
+ *   a counter that is gone restarts from the Redis clock, above every earlier token
+ *   (lock_acquire.lua), so tokens keep growing across its expiry.
  * Correctness never rests on the lock alone: idempotency records and unique keys hold even if
  * two holders overlap. The lock saves duplicate work and guards effects outside MySQL.
  */
@@ -44,8 +47,17 @@ export interface HeldLock {
   release(): Promise<boolean>;
 }
 
+/**
+ * How long a resource's fencing counter outlives its lock's TTL. Not needed for tokens to grow
+ * (a restarted counter starts from the clock in µs): it covers the Redis server's clock stepping
+ * back by up to this much. One counter per order lives this long after its last lock.
+ */
+export const FENCE_RETENTION_MS = 3_600_000;
+
 export interface LockOptions {
   ttlMs?: number;
+  /** How long the fencing counter outlives the lock's TTL (default FENCE_RETENTION_MS). */
+  fenceRetentionMs?: number;
   /** Renew every TTL/3 while held (default true). Off only to show why it exists. */
   watchdog?: boolean;
 }
@@ -53,6 +65,7 @@ export interface LockOptions {
 export class DistributedLock {
   private readonly ttlMs: number;
   private readonly watchdog: boolean;
+  private readonly fenceTtlMs: number;
 
   constructor(
     private readonly redis: RedisClient,
@@ -61,6 +74,7 @@ export class DistributedLock {
   ) {
     this.ttlMs = options.ttlMs ?? 10_000;
     this.watchdog = options.watchdog ?? true;
+    this.fenceTtlMs = this.ttlMs + (options.fenceRetentionMs ?? FENCE_RETENTION_MS);
   }
 
   /** The lock if it is free now, else undefined. */
@@ -72,6 +86,7 @@ export class DistributedLock {
       this.keys.lockFence(resource),
       token,
       this.ttlMs,
+      this.fenceTtlMs,
     );
     if (fence < 0) return undefined;
 

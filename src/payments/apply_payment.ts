@@ -3,9 +3,10 @@ import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
 import type { Tx } from "../db/client";
 import { idempotencyLog, orders, type PaymentOutcome, payments } from "../db/schema";
+import { orderCreatedEventId } from "../events/order_created";
 import { type PaymentCompletedEvent, paymentEventId } from "../events/payment_completed";
 import type { RefundRequestedEvent } from "../events/refund_requested";
-import { PAYMENT_COMPLETED_CONSUMER, TOPICS } from "../kafka/topics";
+import { ORDER_CREATED_CONSUMER, PAYMENT_COMPLETED_CONSUMER, TOPICS } from "../kafka/topics";
 import { transitionOrder } from "../orders/state_machine";
 import { enqueueEvent } from "../outbox/outbox";
 
@@ -25,8 +26,10 @@ export class OrderNotYetPersisted extends Error {
  * - amount or currency differs from the order → recorded and flagged MISMATCH, not applied;
  * - order PENDING → PAID through the state machine (history + outbox event);
  * - order CANCELLED or EXPIRED → recorded, and a refund request goes out through the outbox;
- * - order already paid (another event) → recorded and flagged ALREADY_PAID.
- * Throws OrderNotYetPersisted when the order does not exist yet.
+ * - order already paid (another event) → recorded and flagged ALREADY_PAID;
+ * - no order, and its order_created logged FAILED (refused, or its reservation released by the
+ *   expiry job): the order can never exist → recorded, refund requested, at once.
+ * Throws OrderNotYetPersisted when the order does not exist yet but still may.
  */
 export async function applyPayment(
   tx: Tx,
@@ -63,7 +66,9 @@ export async function applyPayment(
   if (recorded) return undefined;
 
   const order = await lockOrderForPayment(tx, event.orderId);
-  if (!order) throw new OrderNotYetPersisted(event.orderId);
+  if (!order && !(await orderNeverCreated(tx, event.orderId))) {
+    throw new OrderNotYetPersisted(event.orderId);
+  }
 
   const { outcome, detail } = await settlePayment(tx, event, order, {
     actor: context.actor ?? `consumer:${PAYMENT_COMPLETED_CONSUMER}`,
@@ -132,6 +137,24 @@ async function lockOrderForPayment(tx: Tx, orderId: string): Promise<OrderForPay
     .where(eq(orders.id, orderId))
     .for("update");
   return order ?? null;
+}
+
+/**
+ * True when the order's order_created event is logged FAILED: final, since the order consumer
+ * never creates an order over a FAILED row (its late message only gives its units back). Such
+ * a payment is decided now; waiting for the order would only hold its partition.
+ */
+async function orderNeverCreated(tx: Tx, orderId: string): Promise<boolean> {
+  const [row] = await tx
+    .select({ status: idempotencyLog.status })
+    .from(idempotencyLog)
+    .where(
+      and(
+        eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+        eq(idempotencyLog.eventId, orderCreatedEventId(orderId)),
+      ),
+    );
+  return row?.status === "FAILED";
 }
 
 type PaymentFacts = Pick<

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { groupId, ORDER_CREATED_CONSUMER } from "../kafka/topics";
+import { groupId, ORDER_CREATED_CONSUMER, PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
 import type { Services } from "../services";
 
 /**
@@ -17,6 +17,25 @@ export function awaitOrderCreatedDrained(
     services,
     groupId(services.config.namespace, ORDER_CREATED_CONSUMER),
     services.topics.orderCreated,
+    timeoutMs,
+    signal,
+  );
+}
+
+/**
+ * The same for payment_completed: true once its group has committed every payment callback
+ * that was on the topic when this was called, so MySQL holds the effect of every callback
+ * accepted (answered 200, hence published) before that moment.
+ */
+export function awaitPaymentCompletedDrained(
+  services: Services,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  return awaitGroupDrained(
+    services,
+    groupId(services.config.namespace, PAYMENT_COMPLETED_CONSUMER),
+    services.topics.paymentCompleted,
     timeoutMs,
     signal,
   );

@@ -9,7 +9,7 @@ import type { ReconcileSettings } from "./settings";
 /** One disagreement a run saw, and what it did about it (NONE in a dry run). */
 export interface Finding {
   kind: string;
-  entityType: "sale" | "sku" | "order" | "reservation" | "idempotency" | "outbox";
+  entityType: "sale" | "sku" | "order" | "reservation" | "idempotency" | "outbox" | "audit";
   entityId: string;
   expected?: unknown;
   actual?: unknown;
@@ -34,6 +34,12 @@ export interface JobContext {
   incremental: boolean;
   /** Fires when the job's singleton lock is lost: stop before the next repair. */
   signal: AbortSignal;
+  /**
+   * The job's singleton lock (`job:<name>`) and its fencing token: a repair outside MySQL
+   * carries the token so the store can refuse it once a later holder took over (the signal
+   * fires only at the watchdog's next renewal; a paused run can pass checkStillHeld late).
+   */
+  jobLock: { resource: string; fence: number };
   log: Logger;
   /** Stores a finding, in `tx` when given so it commits with the repair it describes. */
   record(finding: Finding, tx?: Tx): Promise<void>;

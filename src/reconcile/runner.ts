@@ -96,6 +96,7 @@ export async function runJob(
       actor: `reconcile:${job.name}#${runId}`,
       ...(options.saleId ? { saleId: options.saleId } : {}),
       signal: held.signal,
+      jobLock: { resource: held.resource, fence: held.fence },
       log: log.child({ runId }),
       async record(finding: Finding, tx?: Tx) {
         await insertFinding(tx ?? db, runId, finding);

@@ -18,6 +18,12 @@ export interface SaleKeys {
   /** Set: orders whose units were given back after MySQL released them (exactly-once marker). */
   released: string;
   /**
+   * String: the job-lock fencing token of the stock reconciler run that took this sale last.
+   * The job's lock lives in another slot, so its fenced scripts check this instead (see
+   * src/reconcile/stock_ledger.ts). Expires a day after the last run looked at the sale.
+   */
+  stockFence: string;
+  /**
    * The record of one Idempotency-Key in this sale (keys are scoped per sale, which keeps the
    * record in the sale's slot so one script can check it and reserve atomically). The
    * client's key is hashed: any characters, bounded length, no stray hash-tag braces.
@@ -36,6 +42,11 @@ export interface RedisKeys {
   lock(resource: string): string;
   /** Monotonic fencing counter of the same resource, in the lock's slot. */
   lockFence(resource: string): string;
+  /**
+   * A client's rate-limit state under one policy (rate_limit.lua); the client id is hashed, so
+   * any characters are safe. Expires by itself once the client is idle.
+   */
+  rateLimit(policy: string, clientHash: string): string;
 }
 
 export function redisKeys(namespace: string): RedisKeys {
@@ -51,6 +62,7 @@ export function redisKeys(namespace: string): RedisKeys {
         reservations: `${tag}:reservations`,
         expiries: `${tag}:expiries`,
         released: `${tag}:released`,
+        stockFence: `${tag}:stock_fence`,
         idempotency: (keyHash) => `${tag}:idem:${keyHash}`,
         pattern: `${tag}:*`,
       };
@@ -58,6 +70,7 @@ export function redisKeys(namespace: string): RedisKeys {
     orderLocator: (orderId) => `${namespace}:order:{${orderId}}`,
     lock: (resource) => lockTag(resource),
     lockFence: (resource) => `${lockTag(resource)}:fence`,
+    rateLimit: (policy, clientHash) => `${namespace}:{rl:${policy}:${clientHash}}`,
   };
 }
 

@@ -16,14 +16,22 @@ const SCRIPTS = {
   releaseReservation: { file: "release_reservation.lua" },
   settleReservation: { file: "settle_reservation.lua", numberOfKeys: 2 },
   endAttempt: { file: "end_attempt.lua", numberOfKeys: 1 },
-  releaseOrderUnits: { file: "release_order_units.lua", numberOfKeys: 3 },
-  saleSnapshot: { file: "sale_snapshot.lua", numberOfKeys: 4 },
-  adjustStock: { file: "adjust_stock.lua", numberOfKeys: 1 },
-  setGate: { file: "set_gate.lua", numberOfKeys: 1 },
-  rebuildGate: { file: "rebuild_gate.lua", numberOfKeys: 4 },
+  rateLimit: { file: "rate_limit.lua", numberOfKeys: 1 },
+  releaseOrderUnits: { file: "release_order_units.lua", numberOfKeys: 4 },
+  expireSaleKeys: { file: "expire_sale_keys.lua", numberOfKeys: 6 },
+  saleSnapshot: { file: "sale_snapshot.lua", numberOfKeys: 5 },
+  adjustStock: { file: "adjust_stock.lua", numberOfKeys: 2 },
+  setGate: { file: "set_gate.lua", numberOfKeys: 2 },
+  rebuildGate: { file: "rebuild_gate.lua", numberOfKeys: 5 },
 } as const;
 
 type Arg = string | number;
+
+/**
+ * What the stock reconciler's fenced scripts answer when a run with a newer job-lock fencing
+ * token took the sale: the calling run lost its lock and changed nothing.
+ */
+export const STOCK_FENCE_REFUSED = -1;
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
@@ -33,6 +41,7 @@ declare module "ioredis" {
       fenceKey: string,
       ownerToken: string,
       ttlMs: number,
+      fenceTtlMs: number,
     ): Result<number, Context>;
     /** 1 = renewed, 0 = no longer the owner (lock_renew.lua). */
     lockRenew(lockKey: string, ownerToken: string, ttlMs: number): Result<number, Context>;
@@ -54,35 +63,74 @@ declare module "ioredis" {
       expiries: string,
       orderId: string,
     ): Result<number, Context>;
-    /** 1 = units given back, 0 = already released for this order (release_order_units.lua). */
+    /**
+     * 1 = units given back, 0 = already released for this order, -1 = the sale has no gate
+     * (release_order_units.lua).
+     */
     releaseOrderUnits(
       stock: string,
       userUnits: string,
       released: string,
+      meta: string,
       orderId: string,
       userId: string,
       ...items: Arg[]
     ): Result<number, Context>;
+    /** Keys whose expiry was missing or another instant (expire_sale_keys.lua). */
+    expireSaleKeys(
+      meta: string,
+      stock: string,
+      userUnits: string,
+      reservations: string,
+      expiries: string,
+      released: string,
+      expireAt: number,
+      mode: "apply" | "check",
+    ): Result<number, Context>;
     /**
      * [meta, stock, reservations, released], flat as Redis returns them; released is the
-     * markers' count or the markers themselves (sale_snapshot.lua).
+     * markers' count or the markers themselves. With a fencing token (not 0) the reading also
+     * takes the sale for that stock run; STOCK_FENCE_REFUSED when a newer run took it
+     * (sale_snapshot.lua).
      */
     saleSnapshot(
       meta: string,
       stock: string,
       reservations: string,
       released: string,
+      stockFence: string,
       mode: "count" | "members",
-    ): Result<[string[], string[], string[], number | string[]], Context>;
-    /** The SKUs' counts after adding each delta (adjust_stock.lua). */
-    adjustStock(stock: string, ...skuDeltas: Arg[]): Result<number[], Context>;
-    /** The gate's previous state, null when the sale had no meta (set_gate.lua). */
-    setGate(meta: string, ...args: Arg[]): Result<string | null, Context>;
+      fence: number,
+      claimTtlMs: number,
+    ): Result<[string[], string[], string[], number | string[]] | -1, Context>;
+    /**
+     * The SKUs' counts after adding each delta, or STOCK_FENCE_REFUSED (adjust_stock.lua).
+     * The stock job's scripts take its fencing token first, right after their keys.
+     */
+    adjustStock(
+      stock: string,
+      stockFence: string,
+      fence: number,
+      ...skuDeltas: Arg[]
+    ): Result<number[] | -1, Context>;
+    /**
+     * The gate's previous state, null when the sale had no meta, or STOCK_FENCE_REFUSED
+     * (set_gate.lua).
+     */
+    setGate(
+      meta: string,
+      stockFence: string,
+      fence: number,
+      ...args: Arg[]
+    ): Result<string | null | -1, Context>;
+    /** The number of SKUs written, or STOCK_FENCE_REFUSED (rebuild_gate.lua). */
     rebuildGate(
       meta: string,
       stock: string,
       userUnits: string,
       released: string,
+      stockFence: string,
+      fence: number,
       ...args: Arg[]
     ): Result<number, Context>;
     /**
@@ -93,6 +141,12 @@ declare module "ioredis" {
       numberOfKeys: 4 | 5,
       ...keysThenArgs: (string | number)[]
     ): Result<number, Context>;
+    /** [allowed 1/0, remaining, retryAfterMs, resetMs] (rate_limit.lua). */
+    rateLimit(
+      key: string,
+      limit: number,
+      windowMs: number,
+    ): Result<[number, number, number, number], Context>;
     /** 1 = the record changed, 0 = gone, answered, or a newer attempt (end_attempt.lua). */
     endAttempt(
       record: string,

@@ -169,7 +169,9 @@ export async function settleReservation(
 
 /**
  * Gives a persisted order's units back to the gate once MySQL released them (CANCELLED,
- * EXPIRED, refund before shipping); the per-order marker makes a repeat a no-op.
+ * EXPIRED, refund before shipping); the per-order marker makes a repeat a no-op. False also
+ * when the sale has no gate (lost, or expired after its retention): a rebuild counts the
+ * release from MySQL.
  */
 export async function releaseOrderUnits(
   redis: RedisClient,
@@ -182,6 +184,7 @@ export async function releaseOrderUnits(
     k.stock,
     k.userUnits,
     k.released,
+    k.meta,
     orderId,
     userId,
     ...itemsArgv(items),

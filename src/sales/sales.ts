@@ -13,6 +13,25 @@ export interface SaleStores {
   db: Db;
   redis: RedisClient;
   keys: RedisKeys;
+  /**
+   * How long the sale's Redis keys outlive its end and payment window (config
+   * SALE_KEY_RETENTION_HOURS). Unset: arming writes no expiry; the retention job gives it.
+   */
+  keyRetentionMs?: number;
+}
+
+/**
+ * When a sale's Redis keys expire: after its end, then its payment window (the last
+ * reservations settle or expire), then the retention, during which the reconcilers still
+ * look at the ended sale (the stock job for 48 h, docs/operations.md "Retention"). One rule
+ * for arming (arm_sale.lua) and for the retention job, which gives the same instant to the keys
+ * created without it.
+ */
+export function saleKeysExpireAt(
+  sale: Pick<SaleDefinition, "endsAt" | "paymentWindowSeconds">,
+  retentionMs: number,
+): number {
+  return sale.endsAt.getTime() + sale.paymentWindowSeconds * 1000 + retentionMs;
 }
 
 export interface StoredSale extends SaleDefinition {
@@ -120,7 +139,8 @@ export async function createSale(
 /**
  * Writes the sale's rules into its Redis gate and, for each SKU the gate does not have yet,
  * the units still available: total minus what MySQL already holds. SKUs already in Redis
- * keep their count, so re-arming never resets reserved or sold units.
+ * keep their count, so re-arming never resets reserved or sold units. With keyRetentionMs the
+ * gate expires at saleKeysExpireAt (re-arming writes the same instant again).
  */
 export async function armSaleGate(
   stores: SaleStores,
@@ -129,6 +149,8 @@ export async function armSaleGate(
   initialGate: "open" | "closed" = "open",
 ): Promise<number> {
   const keys = stores.keys.sale(sale.saleId);
+  const expireAt =
+    stores.keyRetentionMs === undefined ? [] : [saleKeysExpireAt(sale, stores.keyRetentionMs)];
   return stores.redis.armSale(
     keys.meta,
     keys.stock,
@@ -139,6 +161,7 @@ export async function armSaleGate(
     initialGate,
     sale.skus.length,
     ...sale.skus.flatMap((s) => [s.sku, Math.max(0, s.totalStock - s.held)]),
+    ...expireAt,
   );
 }
 

@@ -1,3 +1,4 @@
+export * from "./audit_checkpoints";
 export * from "./audit_head";
 export * from "./audit_log";
 export * from "./idempotency_log";

@@ -17,7 +17,12 @@ export function registerAdminV1SalesCreate(app: App) {
   app.post("/admin/v1/sales", requireAdmin(), jsonBody(SaleDefinition), async (c) => {
     const services = c.get("services");
     const { created, sale } = await createSale(
-      { db: services.database.db, redis: services.redis, keys: services.keys },
+      {
+        db: services.database.db,
+        redis: services.redis,
+        keys: services.keys,
+        keyRetentionMs: services.config.saleKeyRetentionMs,
+      },
       c.req.valid("json"),
       ADMIN_ACTOR,
     );

@@ -1,9 +1,14 @@
 import { z } from "zod";
+import type { Config } from "../../config";
+import { AppError } from "../../errors";
 import { orderLocation, placeOrder } from "../../ingest/place_order";
 import { LIMITS } from "../../limits";
 import { MAX_KEY_LENGTH } from "../../orders/idempotency_keys";
 import { flagDuplicateSkus, SALE_ID, SKU } from "../../sales/definition";
+import { buyerAuth } from "../buyer_auth";
 import type { App } from "../env";
+import { shedLoad } from "../load_shedding";
+import { enforceRate, ratePerAddress } from "../rate_limit";
 import { jsonBody, validHeaders } from "../validation";
 
 export const MAX_ITEMS_PER_ORDER = LIMITS.itemsPerOrder;
@@ -39,16 +44,32 @@ export type PlaceOrderBody = z.infer<typeof PlaceOrderBody>;
  * expiresAt} with Location; a replay of the same Idempotency-Key and body answers the same,
  * with Idempotent-Replayed: true.
  */
-export function registerV1OrdersCreate(app: App) {
-  app.post("/v1/orders", validHeaders(PlaceOrderHeaders), jsonBody(PlaceOrderBody), async (c) => {
-    const key = c.req.valid("header")["idempotency-key"];
-    const answer = await placeOrder(c.get("services"), c.req.valid("json"), key);
-    // Only accepted orders are answered here (rejections are thrown), first time or replayed.
-    const headers: Record<string, string> = {
-      "content-type": "application/json",
-      location: orderLocation(answer.orderId),
-    };
-    if (answer.replayed) headers["idempotent-replayed"] = "true";
-    return new Response(answer.body, { status: answer.status, headers });
-  });
+export function registerV1OrdersCreate(app: App, config: Config) {
+  const limits = config.ingest.rateLimits;
+  app.post(
+    "/v1/orders",
+    // Cheapest first: shed, who, how often from where; then the body; then how often per buyer.
+    shedLoad(() => config.ingest.maxInFlight),
+    buyerAuth(config),
+    ratePerAddress("orders-address", () => limits.ordersPerAddress),
+    validHeaders(PlaceOrderHeaders),
+    jsonBody(PlaceOrderBody),
+    async (c) => {
+      const key = c.req.valid("header")["idempotency-key"];
+      const body = c.req.valid("json");
+      const buyer = c.get("buyer");
+      if (buyer !== undefined && body.userId !== buyer) {
+        throw new AppError("USER_MISMATCH", "userId must be the subject of the bearer token");
+      }
+      await enforceRate(c, "orders-user", limits.ordersPerUser, body.userId);
+      const answer = await placeOrder(c.get("services"), body, key);
+      // Only accepted orders are answered here (rejections are thrown), first time or replayed.
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        location: orderLocation(answer.orderId),
+      };
+      if (answer.replayed) headers["idempotent-replayed"] = "true";
+      return new Response(answer.body, { status: answer.status, headers });
+    },
+  );
 }

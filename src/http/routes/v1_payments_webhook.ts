@@ -27,7 +27,8 @@ const signedBody: MiddlewareHandler<AppEnv> = async (c, next) => {
 /**
  * POST /v1/payments/webhook: a signed payment callback. The signature is checked first
  * (`signedBody`), then the body is parsed (malformed → 400, whatever the content type: the
- * provider's, not ours); none of the refusals publishes anything. An accepted callback is
+ * provider's, not ours; fields we do not know are ignored, a known field of the wrong type is
+ * 400 VALIDATION); none of the refusals publishes anything. An accepted callback is
  * published to payment_completed (key = orderId) and answered 200 — a duplicate too, since
  * the consumer applies each provider event id at most once.
  */

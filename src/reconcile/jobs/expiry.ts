@@ -9,8 +9,6 @@ import { recordRepair, repairUnderOrderLock } from "../repair";
 import { reservationFates } from "../reservation_fates";
 import { liveSales } from "../scope";
 
-const MAX_PER_SALE = 10_000;
-
 /**
  * expiry: reservations whose expiry has passed.
  * - no order in MySQL: the reservation is released exactly once. Under the order's lock, one
@@ -21,6 +19,8 @@ const MAX_PER_SALE = 10_000;
  * - the order exists: its reservation was never settled (the consumer died after committing)
  *   → settled; the order's own expiry is the pending job's.
  * Paid orders never reach here: a paid order exists in MySQL.
+ * Entries are read a page at a time (expiryPageSize) and every page is read in one run: an
+ * entry left behind (its order locked, or left to the orders job) never hides newer ones.
  */
 export const expiryJob: ReconcileJob = {
   name: "expiry",
@@ -31,10 +31,48 @@ export const expiryJob: ReconcileJob = {
 };
 
 async function sweepSale(ctx: JobContext, saleId: string) {
+  const now = Date.now();
+  for await (const ids of expiredEntries(ctx, ctx.services.keys.sale(saleId).expiries, now)) {
+    await sweepPage(ctx, saleId, ids);
+  }
+}
+
+/**
+ * The ids in the `expiries` sorted set with an expiry at or before `now`, a page at a time in
+ * the set's own order (score, then member bytewise). Keyset paging: the next page starts just
+ * after the previous page's last entry (its score, skipping the members of that score up to
+ * it), whether that entry was settled meanwhile or not, so entries this run left in place are
+ * stepped over and removed ones do not shift the pages.
+ */
+async function* expiredEntries(
+  ctx: JobContext,
+  key: string,
+  now: number,
+): AsyncGenerator<string[]> {
+  const { redis } = ctx.services;
+  const size = ctx.settings.expiryPageSize;
+  let last: { id: string; score: string } | undefined;
+  for (;;) {
+    let from = "-inf";
+    let skip = 0;
+    if (last) {
+      from = last.score;
+      // Members sharing the last score (expiries in the same millisecond: a handful at most).
+      const tied = await redis.zrangebyscore(key, last.score, last.score);
+      const lastId = Buffer.from(last.id);
+      skip = tied.filter((id) => Buffer.compare(Buffer.from(id), lastId) <= 0).length;
+    }
+    const flat = await redis.zrangebyscore(key, from, now, "WITHSCORES", "LIMIT", skip, size);
+    const ids = flat.filter((_, i) => i % 2 === 0);
+    if (ids.length > 0) yield ids;
+    if (ids.length < size) return;
+    last = { id: flat[flat.length - 2] as string, score: flat[flat.length - 1] as string };
+  }
+}
+
+async function sweepPage(ctx: JobContext, saleId: string, ids: string[]) {
   const { redis, keys, database } = ctx.services;
   const k = keys.sale(saleId);
-  const ids = await redis.zrangebyscore(k.expiries, "-inf", Date.now(), "LIMIT", 0, MAX_PER_SALE);
-  if (ids.length === 0) return;
   ctx.count("expired", ids.length);
   const raw = await redis.hmget(k.reservations, ...ids);
   const { persisted, oversold, logStatus } = await reservationFates(database.db, ids);

@@ -1,8 +1,10 @@
 import { JOB_NAMES, type JobName, type ReconcileJob } from "../job";
+import { auditJob } from "./audit";
 import { expiryJob } from "./expiry";
 import { ordersJob } from "./orders";
 import { outboxJob } from "./outbox";
 import { pendingJob } from "./pending";
+import { retentionJob } from "./retention";
 import { stockJob } from "./stock";
 
 // Adding a job: docs/operations.md, "Adding a reconcile job". The type makes a name without a
@@ -13,6 +15,8 @@ const BY_NAME: Record<JobName, ReconcileJob> = {
   expiry: expiryJob,
   pending: pendingJob,
   stock: stockJob,
+  audit: auditJob,
+  retention: retentionJob,
 };
 
 /**

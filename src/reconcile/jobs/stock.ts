@@ -2,15 +2,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { and, eq, gt, isNotNull } from "drizzle-orm";
 import type { AuditAction } from "../../audit/actions";
 import { orders } from "../../db/schema";
+import { LockLostError } from "../../lock/distributed_lock";
 import { restoreAnswer } from "../../orders/idempotency_keys";
+import { STOCK_FENCE_REFUSED } from "../../redis/scripts";
 import { loadSale } from "../../sales/sales";
 import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { recordRepair } from "../repair";
 import { salesInScope } from "../scope";
 import {
-  heldUnitsByUser,
+  type ObserveOptions,
   observeSales,
+  type SaleClaim,
   type SaleObservation,
   type SkuBalance,
 } from "../stock_ledger";
@@ -23,54 +26,101 @@ import {
  * - A gate Redis lost (wiped) or left closed is rebuilt: close it (buyers get a retryable
  *   SALE_PAUSED), wait until order_created is drained, rebuild it from MySQL, open it.
  * - MySQL's held counter disagreeing with its own orders is reported for a person.
+ * - Every reading takes the sale for this run (its job-lock fencing token in the sale's
+ *   stock-fence key) and every Redis repair is fenced by that token: a run that lost the job
+ *   lock (paused past its TTL, even after checkStillHeld passed) is refused, LockLostError,
+ *   once the next holder has looked at the sale, and cannot undo that holder's repairs.
  */
-export const stockJob: ReconcileJob = {
-  name: "stock",
-  summary: "Redis gate vs MySQL ledger per SKU; rebuilds a wiped gate",
-  async run(ctx) {
-    for await (const page of salesInScope(ctx)) {
-      const first = await observeSales(ctx.services, page);
-      const drifting: SaleObservation[] = [];
-      for (const sale of first) {
-        ctx.count("sales");
-        ctx.count("skus", sale.skus.length);
-        if (sale.gate !== "open") {
-          checkStillHeld(ctx);
-          await rebuildGate(ctx, sale);
-          continue;
-        }
-        for (const sku of sale.skus) await reportCounterMismatch(ctx, sale.saleId, sku);
-        if (sale.skus.some((s) => s.drift !== 0)) drifting.push(sale);
-      }
-      if (drifting.length === 0) continue;
+export const stockJob: ReconcileJob = createStockJob();
 
-      await sleep(ctx.settings.confirmDelayMs);
-      const second = new Map(
-        (
-          await observeSales(
-            ctx.services,
-            drifting.map((s) => s.saleId),
-          )
-        ).map((s) => [s.saleId, s]),
+/** Test seams: points where a test drives an interleaving through the real code path. */
+export interface StockJobSeams {
+  /** Inside the ledger's cut, after its Redis read and before its MySQL snapshot. */
+  betweenSnapshots?: (saleIds: string[]) => Promise<void>;
+  /** After the lock was checked, right before a Redis repair is sent. */
+  beforeRepair?: (repair: "adjust" | "close" | "rebuild", saleId: string) => Promise<void>;
+}
+
+/**
+ * How long a sale stays taken by the run that read it last. Only expiry lets an older run
+ * take the sale back, so it outlasts, by far, the longest a run works on one sale between two
+ * readings of it (a rebuild's drain wait); a day after the job stops looking at a sale it goes.
+ */
+const CLAIM_TTL_MS = 24 * 3_600_000;
+
+export function createStockJob(seams: StockJobSeams = {}): ReconcileJob {
+  return {
+    name: "stock",
+    summary: "Redis gate vs MySQL ledger per SKU; rebuilds a wiped gate",
+    run: (ctx) => runStock(ctx, seams),
+  };
+}
+
+/** Observation options of this run: its claim on the sales, and the test seam. */
+function observing(ctx: JobContext, seams: StockJobSeams, detail = false): ObserveOptions {
+  return {
+    detail,
+    claim: claimOf(ctx),
+    ...(seams.betweenSnapshots ? { betweenSnapshots: seams.betweenSnapshots } : {}),
+  };
+}
+
+const claimOf = (ctx: JobContext): SaleClaim => ({
+  lock: ctx.jobLock.resource,
+  fence: ctx.jobLock.fence,
+  ttlMs: CLAIM_TTL_MS,
+});
+
+/** A fenced script refused: a later holder of the job lock took the sale. */
+function refusedUnlessOurs<T>(ctx: JobContext, result: T | typeof STOCK_FENCE_REFUSED): T {
+  if (result === STOCK_FENCE_REFUSED) throw new LockLostError(ctx.jobLock.resource);
+  return result as T;
+}
+
+async function runStock(ctx: JobContext, seams: StockJobSeams) {
+  for await (const page of salesInScope(ctx)) {
+    const first = await observeSales(ctx.services, page, observing(ctx, seams));
+    const drifting: SaleObservation[] = [];
+    for (const sale of first) {
+      ctx.count("sales");
+      ctx.count("skus", sale.skus.length);
+      if (sale.gate !== "open") {
+        checkStillHeld(ctx);
+        await rebuildGate(ctx, sale, seams);
+        continue;
+      }
+      for (const sku of sale.skus) await reportCounterMismatch(ctx, sale.saleId, sku);
+      if (sale.skus.some((s) => s.drift !== 0)) drifting.push(sale);
+    }
+    if (drifting.length === 0) continue;
+
+    await sleep(ctx.settings.confirmDelayMs);
+    const second = new Map(
+      (
+        await observeSales(
+          ctx.services,
+          drifting.map((s) => s.saleId),
+          observing(ctx, seams),
+        )
+      ).map((s) => [s.saleId, s]),
+    );
+    for (const sale of drifting) {
+      const again = second.get(sale.saleId);
+      const confirmed = sale.skus.filter((sku) => {
+        const now = again?.skus.find((s) => s.sku === sku.sku);
+        return sku.drift !== 0 && again?.gate === "open" && now?.drift === sku.drift;
+      });
+      ctx.count(
+        "unconfirmedDrift",
+        sale.skus.filter((s) => s.drift !== 0).length - confirmed.length,
       );
-      for (const sale of drifting) {
-        const again = second.get(sale.saleId);
-        const confirmed = sale.skus.filter((sku) => {
-          const now = again?.skus.find((s) => s.sku === sku.sku);
-          return sku.drift !== 0 && again?.gate === "open" && now?.drift === sku.drift;
-        });
-        ctx.count(
-          "unconfirmedDrift",
-          sale.skus.filter((s) => s.drift !== 0).length - confirmed.length,
-        );
-        if (confirmed.length > 0) {
-          checkStillHeld(ctx);
-          await correctDrift(ctx, sale.saleId, confirmed);
-        }
+      if (confirmed.length > 0) {
+        checkStillHeld(ctx);
+        await correctDrift(ctx, sale.saleId, confirmed, seams);
       }
     }
-  },
-};
+  }
+}
 
 const balanceOf = (s: SkuBalance) => ({
   total: s.total,
@@ -80,15 +130,27 @@ const balanceOf = (s: SkuBalance) => ({
   available: s.expected,
 });
 
-async function correctDrift(ctx: JobContext, saleId: string, skus: SkuBalance[]) {
+async function correctDrift(
+  ctx: JobContext,
+  saleId: string,
+  skus: SkuBalance[],
+  seams: StockJobSeams,
+) {
   const k = ctx.services.keys.sale(saleId);
-  const after = ctx.apply
-    ? await ctx.services.redis.adjustStock(
+  let after: number[] = [];
+  if (ctx.apply) {
+    await seams.beforeRepair?.("adjust", saleId);
+    after = refusedUnlessOurs(
+      ctx,
+      await ctx.services.redis.adjustStock(
         k.stock,
+        k.stockFence,
+        ctx.jobLock.fence,
         skus.length,
         ...skus.flatMap((s) => [s.sku, -s.drift]),
-      )
-    : [];
+      ),
+    );
+  }
   // The Redis change cannot share MySQL's transaction: the finding and its audit row commit
   // together right after it (docs/operations.md says how to read such a row).
   await ctx.services.database.db.transaction(async (tx) => {
@@ -135,7 +197,7 @@ async function reportCounterMismatch(ctx: JobContext, saleId: string, s: SkuBala
  * stays closed (buyers keep getting SALE_PAUSED) and the next run tries again: a closed gate
  * never oversells, a gate opened on a ledger still missing orders could.
  */
-async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
+async function rebuildGate(ctx: JobContext, observed: SaleObservation, seams: StockJobSeams) {
   const kind = observed.gate === "missing" ? "gate_missing" : "gate_closed";
   const entity = { kind, entityType: "sale" as const, entityId: observed.saleId };
   if (!ctx.apply) {
@@ -146,13 +208,19 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
   if (!rules) return;
   const k = ctx.services.keys.sale(observed.saleId);
   const { redis } = ctx.services;
-  await redis.setGate(
-    k.meta,
-    rules.startsAt.getTime(),
-    rules.endsAt.getTime(),
-    rules.perUserLimit,
-    rules.paymentWindowSeconds * 1000,
-    "closed",
+  await seams.beforeRepair?.("close", observed.saleId);
+  refusedUnlessOurs(
+    ctx,
+    await redis.setGate(
+      k.meta,
+      k.stockFence,
+      ctx.jobLock.fence,
+      rules.startsAt.getTime(),
+      rules.endsAt.getTime(),
+      rules.perUserLimit,
+      rules.paymentWindowSeconds * 1000,
+      "closed",
+    ),
   );
   await sleep(ctx.settings.drainSettleMs);
   const drained = await awaitOrderCreatedDrained(
@@ -170,9 +238,9 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
     return;
   }
   checkStillHeld(ctx);
-  const [sale] = await observeSales(ctx.services, [observed.saleId], { detail: true });
+  const [sale] = await observeSales(ctx.services, [observed.saleId], observing(ctx, seams, true));
   if (!sale) return;
-  const users = await heldUnitsByUser(ctx.services, sale.saleId);
+  const users = new Map(sale.heldByUser);
   for (const [user, units] of sale.reservedByUser) users.set(user, (users.get(user) ?? 0) + units);
   // Pending releases are completed here: their units count as available and their orders get
   // the release marker, so the release events still on their way change nothing.
@@ -180,17 +248,23 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation) {
   // Before the gate opens: a buyer retrying a request answered before the wipe gets the same
   // answer again, not a second order.
   const keysRestored = await restoreIdempotencyRecords(ctx, sale.saleId);
-  await redis.rebuildGate(
-    k.meta,
-    k.stock,
-    k.userUnits,
-    k.released,
-    stock.length,
-    ...stock.flat(),
-    users.size,
-    ...[...users].flat(),
-    sale.releasedOrderIds.length,
-    ...sale.releasedOrderIds,
+  await seams.beforeRepair?.("rebuild", observed.saleId);
+  refusedUnlessOurs(
+    ctx,
+    await redis.rebuildGate(
+      k.meta,
+      k.stock,
+      k.userUnits,
+      k.released,
+      k.stockFence,
+      ctx.jobLock.fence,
+      stock.length,
+      ...stock.flat(),
+      users.size,
+      ...[...users].flat(),
+      sale.releasedOrderIds.length,
+      ...sale.releasedOrderIds,
+    ),
   );
   const after = {
     gate: "open",

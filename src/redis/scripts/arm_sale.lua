@@ -12,14 +12,24 @@
            it): the stock reconciler then rebuilds it after draining order_created, instead
            of opening on counts that miss the orders still in flight
   ARGV[6]  n, the number of SKUs; then ARGV[5+2i] = sku_i, ARGV[6+2i] = units to start from
+  ARGV[7+2n]  (optional) the sale's expiry, epoch ms: its end + payment window + retention.
+           Both keys expire then; the meta hash's expiry is the one the sale's other scripts
+           copy to keys they create (release_order_units.lua, rebuild_gate.lua). An instant
+           already past leaves no gate: the sale's retention is over.
 
   Returns the number of SKUs armed now (0 when every SKU was already armed).
 ]]
 redis.call("HSET", KEYS[1], "startsAt", ARGV[1], "endsAt", ARGV[2],
   "perUserLimit", ARGV[3], "paymentWindowMs", ARGV[4])
 redis.call("HSETNX", KEYS[1], "gate", ARGV[5])
+local n = tonumber(ARGV[6])
 local armed = 0
-for i = 1, tonumber(ARGV[6]) do
+for i = 1, n do
   armed = armed + redis.call("HSETNX", KEYS[2], ARGV[5 + 2 * i], ARGV[6 + 2 * i])
+end
+local expireAt = ARGV[7 + 2 * n]
+if expireAt and expireAt ~= "" then
+  redis.call("PEXPIREAT", KEYS[1], expireAt)
+  redis.call("PEXPIREAT", KEYS[2], expireAt)
 end
 return armed

@@ -6,16 +6,23 @@
   - the release markers of every order whose units MySQL already gave back, so a release
     event still on its way cannot give them back a second time.
   Reservations that survived are left as they are (they were counted by the caller).
+  Fenced: absolute values computed by a run that lost its lock would overwrite a gate the next
+  run already rebuilt and reopened, so only the stock run that took the sale last
+  (sale_snapshot.lua) may write them.
 
   KEYS[1]  sale meta hash    KEYS[2]  sale stock hash
   KEYS[3]  sale user-units hash    KEYS[4]  sale released-orders set
-  ARGV[1]  s, the number of SKUs; then s pairs (sku, available)
+  KEYS[5]  sale stock-fence key
+  ARGV[1]  the run's job-lock fencing token
+  ARGV[2]  s, the number of SKUs; then s pairs (sku, available)
   then     u, the number of users; then u pairs (userId, units)
   then     r, the number of released orders; then r order ids
 
-  Returns the number of SKUs written.
+  Returns the number of SKUs written; -1 (nothing changed) when the stock-fence key no longer
+  holds this run's token: the run lost its lock.
 ]]
-local i = 1
+if redis.call("GET", KEYS[5]) ~= ARGV[1] then return -1 end
+local i = 2
 local s = tonumber(ARGV[i]); i = i + 1
 redis.call("DEL", KEYS[2])
 for _ = 1, s do
@@ -29,6 +36,12 @@ end
 local r = tonumber(ARGV[i]); i = i + 1
 for _ = 1, r do
   redis.call("SADD", KEYS[4], ARGV[i]); i = i + 1
+end
+-- The DELs above dropped the keys' expiry: they take the sale's again, the meta hash's own
+-- (arm_sale.lua). A meta Redis lost has none; the retention job gives it back.
+local expireAt = redis.call("PEXPIRETIME", KEYS[1])
+if expireAt > 0 then
+  for k = 2, 4 do redis.call("PEXPIREAT", KEYS[k], expireAt) end
 end
 redis.call("HSET", KEYS[1], "gate", "open")
 return s

@@ -91,6 +91,12 @@ redis.call("HSET", KEYS[4], orderId, cjson.encode({
   orderId = orderId, userId = userId, items = items, placedAt = now, expiresAt = expiresAt,
 }))
 redis.call("ZADD", KEYS[5], expiresAt, orderId)
+-- The sale's keys live as long as its meta (sale end + payment window + SALE_KEY_RETENTION_HOURS,
+-- set when the sale is armed): the keys this script may create get the same expiry.
+local keep = redis.call("PTTL", KEYS[1])
+if keep > 0 then
+  for i = 3, 5 do redis.call("PEXPIRE", KEYS[i], keep) end
+end
 redis.call("HSET", KEYS[6], "fp", fingerprint, "state", "in_flight", "orderId", orderId,
   "startedAt", now, "placedAt", now, "expiresAt", expiresAt, "attempt", 1)
 redis.call("PEXPIRE", KEYS[6], ARGV[5])

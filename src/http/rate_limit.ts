@@ -1,0 +1,67 @@
+import { createHash } from "node:crypto";
+import type { Context, MiddlewareHandler } from "hono";
+import type { RateRule } from "../config";
+import { AppError } from "../errors";
+import { clientAddress } from "./client_address";
+import type { AppEnv, RateState } from "./env";
+
+const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
+
+/**
+ * The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers-09): the policies
+ * that apply (`"orders-user";q=20;w=1`: 20 requests per 1 s) and where this client stands
+ * under each (`"orders-user";r=19;t=1`: 19 left, full again in 1 s).
+ */
+export function rateLimitHeaders(states: readonly RateState[]): Record<string, string> {
+  if (states.length === 0) return {};
+  return {
+    "ratelimit-policy": states
+      .map((s) => `"${s.policy}";q=${s.rule.limit};w=${seconds(s.rule.windowMs)}`)
+      .join(", "),
+    ratelimit: states
+      .map((s) => `"${s.policy}";r=${s.remaining};t=${seconds(s.resetMs)}`)
+      .join(", "),
+  };
+}
+
+/**
+ * Counts one request of `client` against `policy` in Redis (rate_limit.lua), so every API
+ * process shares the count. Over the rate: 429 RATE_LIMITED with Retry-After and the RateLimit
+ * headers, before anything else is touched. `rule` null: the policy is off.
+ */
+export async function enforceRate(
+  c: Context<AppEnv>,
+  policy: string,
+  rule: RateRule | null,
+  client: string,
+): Promise<void> {
+  if (!rule) return;
+  const services = c.get("services");
+  const clientHash = createHash("sha256").update(client).digest("hex").slice(0, 32);
+  const [allowed, remaining, retryAfterMs, resetMs] = await services.redis.rateLimit(
+    services.keys.rateLimit(policy, clientHash),
+    rule.limit,
+    rule.windowMs,
+  );
+  const state: RateState = { policy, rule, remaining, resetMs };
+  c.set("rateLimits", [...(c.get("rateLimits") ?? []), state]);
+  if (allowed === 1) return;
+  throw new AppError(
+    "RATE_LIMITED",
+    `at most ${rule.limit} requests per ${seconds(rule.windowMs)} s under ${policy}`,
+    { policy, retryAfterSeconds: seconds(retryAfterMs) },
+    { "retry-after": String(Math.max(1, seconds(retryAfterMs))) },
+  );
+}
+
+/** Middleware: `policy` per client address (TRUST_PROXY decides what the address is). */
+export function ratePerAddress(
+  policy: string,
+  rule: (c: Context<AppEnv>) => RateRule | null,
+): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const { trustProxy } = c.get("services").config.ingest;
+    await enforceRate(c, policy, rule(c), clientAddress(c, trustProxy));
+    await next();
+  };
+}
