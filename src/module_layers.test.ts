@@ -31,6 +31,7 @@ const DOMAIN = [
   "outbox/",
   "audit/audit_log.ts",
   "audit/actions.ts",
+  "audit/checkpoints.ts",
 ];
 /** Areas (callers of the domain) that must talk through it, not through each other. */
 const AREAS = ["consumers/", "reconcile/", "ingest/", "http/", "admin/", "demo/", "cli/"];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isTransientStoreError } from "./store_errors";
+import { describeError, isTransientStoreError } from "./store_errors";
 
 const withFields = (fields: Record<string, unknown>, message = "failed") =>
   Object.assign(new Error(message), fields);
@@ -53,5 +53,21 @@ describe("isTransientStoreError", () => {
     let deep: unknown = withFields({ code: "ECONNRESET" });
     for (let i = 0; i < 5; i++) deep = wrapped(deep);
     expect(isTransientStoreError(deep)).toBe(false);
+  });
+});
+
+describe("describeError", () => {
+  it("says the server's reason a wrapper hides in its cause", () => {
+    const server = withFields({ errno: 1020 }, "Record has changed since last read in table 's'");
+    expect(describeError(wrapped(server))).toBe(
+      "Failed query: select ...: Record has changed since last read in table 's'",
+    );
+  });
+
+  it("names each message once, and copes with what is not an Error", () => {
+    expect(describeError(new Error("same", { cause: new Error("same") }))).toBe("same");
+    expect(describeError("plain text")).toBe("plain text");
+    expect(describeError(undefined)).toBe("");
+    expect(describeError({ message: 42 })).toBe("");
   });
 });

@@ -4,9 +4,12 @@
  * dead-letters a message for it. Classified by codes and numbers, never by free text:
  * - Node/driver codes: connection refused, reset or timed out, lost MySQL connection;
  * - MySQL/MariaDB errnos: too many connections, shutdown, lock wait timeout, deadlock,
- *   snapshot conflict ("record has changed since last read"), server gone away / lost;
+ *   snapshot conflict (1020, "record has changed since last read": a locking read or write of a
+ *   row changed after the transaction's snapshot, with `innodb_snapshot_isolation` on, the
+ *   default from MariaDB 11.6), server gone away / lost;
  * - Redis reply codes (the first word of an error reply is the protocol's error code):
- *   OOM, READONLY, LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN;
+ *   OOM, READONLY, LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN; Redis 7 keeps the code
+ *   of a command that failed inside a script (`OOM … script: <sha>, on @user_script:22.`);
  * - our own errors that carry `retriable: true` (a lost lock, an order not persisted yet, a
  *   lock held elsewhere), and ioredis giving up on a request while disconnected.
  * The cause chain is walked (drizzle wraps mysql2 errors).
@@ -59,4 +62,18 @@ export function isTransientStoreError(error: unknown): boolean {
     e = (e as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/**
+ * An error's message followed by its causes' messages, for logs and dead-letter records:
+ * drizzle's "Failed query: <sql>" says nothing of why, the server's reason is in its cause.
+ */
+export function describeError(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    const text = typeof e === "object" ? (e as { message?: unknown }).message : String(e);
+    if (typeof text === "string" && text && !parts.includes(text)) parts.push(text);
+    e = typeof e === "object" ? (e as { cause?: unknown }).cause : undefined;
+  }
+  return parts.join(": ");
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { orderCreatedConsumer } from "../src/consumers/order_created";
 import { paymentCompletedConsumer } from "../src/consumers/payment_completed";
 import { stockReleaseConsumer } from "../src/consumers/stock_release";
-import { idempotencyLog, orders, payments } from "../src/db/schema";
+import { auditLog, idempotencyLog, orders, payments } from "../src/db/schema";
 import { encodeOrderCreated } from "../src/events/order_created";
 import type { OrderStatusChangedEvent } from "../src/events/order_status_changed";
 import { ACKS_ALL } from "../src/kafka/client";
@@ -17,7 +17,7 @@ import {
 import { eventually } from "./support/context";
 import { persistedOrder, placeOrder } from "./support/orders";
 import { simulatedProvider } from "./support/payments";
-import { openSale, readMessages } from "./support/sales";
+import { messageCount, openSale, readMessages } from "./support/sales";
 import { useWorld } from "./support/world";
 
 /**
@@ -219,6 +219,116 @@ describe("a poison message in front of good ones", () => {
       { what: "the poison's FAILED row" },
     );
     expect(releaseConsumer.health().deadLettered).toBe(1);
+  });
+});
+
+/** Every message on a dead-letter topic that came from `offset` of partition 0 of `source`. */
+async function deadLettersOf(source: string, offset: string) {
+  const dlq = world.services.topics.deadLetter(source);
+  const all = await readMessages(world.services, dlq, await messageCount(world.services, dlq));
+  return all.filter((m) => m.value.topic === source && m.value.offset === offset);
+}
+
+/** The MESSAGE_DEAD_LETTERED audit rows of one message. */
+const deadLetterAudits = (source: string, offset: string) =>
+  db()
+    .select()
+    .from(auditLog)
+    .where(
+      and(
+        eq(auditLog.action, "MESSAGE_DEAD_LETTERED"),
+        eq(auditLog.entityType, "message"),
+        eq(auditLog.entityId, `${source}:0:${offset}`),
+      ),
+    );
+
+describe("a message that does not decode, in a chunk that fails", () => {
+  it("is dead-lettered once, also when the chunk is split around a poison behind it", async () => {
+    const sale = await openSale(world.app, world.services, {
+      skus: [{ sku: "A", totalStock: 50, priceCents: 100 }],
+    });
+    const event = (userId: string) =>
+      encodeOrderCreated({
+        orderId: randomUUID(),
+        saleId: sale.saleId,
+        userId,
+        items: [{ sku: "A", quantity: 1 }],
+        placedAt: Date.now(),
+        expiresAt: Date.now() + 600_000,
+        idempotencyKey: randomUUID(),
+      });
+    const poison = event("u".repeat(100)); // fails on every try: the chunk is split
+    const good = event("after-the-split");
+    const topic = world.services.topics.orderCreated;
+    // One request: the three land in one batch, so they are one chunk of the consumer.
+    const [sent] = await world.services.producer.send({
+      topic,
+      acks: ACKS_ALL,
+      messages: [{ key: "garbage", value: "{not json" }, poison, good].map((m) => ({
+        ...m,
+        partition: 0,
+      })),
+    });
+    const malformedOffset = String(sent?.baseOffset);
+
+    await persistedOrder(world, JSON.parse(good.value).orderId, "PENDING", 30_000);
+    await eventually(
+      () => failedRow(ORDER_CREATED_CONSUMER, `order_created:${JSON.parse(poison.value).orderId}`),
+      { what: "the poison's FAILED row" },
+    );
+    // The chunk was tried 5 times, then each message alone: the malformed one still went once.
+    expect(await deadLettersOf(topic, malformedOffset)).toHaveLength(1);
+    expect(await deadLetterAudits(topic, malformedOffset)).toHaveLength(1);
+  });
+});
+
+describe("a message whose effect is already applied (DONE), then dead-lettered", () => {
+  it("leaves its DONE row DONE; the dead letter and its audit row say the effect was applied", async () => {
+    const sale = await openSale(world.app, world.services, {
+      skus: [{ sku: "A", totalStock: 50, priceCents: 100 }],
+    });
+    // The order persists (DONE), then settling its reservation fails on every try (WRONGTYPE).
+    await world.services.redis.set(world.services.keys.sale(sale.saleId).expiries, "not a zset");
+    const orderId = randomUUID();
+    const message = encodeOrderCreated({
+      orderId,
+      saleId: sale.saleId,
+      userId: "buyer",
+      items: [{ sku: "A", quantity: 1 }],
+      placedAt: Date.now(),
+      expiresAt: Date.now() + 600_000,
+      idempotencyKey: randomUUID(),
+    });
+    const topic = world.services.topics.orderCreated;
+    const [sent] = await world.services.producer.send({
+      topic,
+      acks: ACKS_ALL,
+      messages: [{ ...message, partition: 0 }],
+    });
+    const offset = String(sent?.baseOffset);
+
+    const [audit] = await eventually(
+      async () => {
+        const rows = await deadLetterAudits(topic, offset);
+        return rows.length > 0 ? rows : undefined;
+      },
+      { what: "the dead letter's audit row", timeoutMs: 30_000 },
+    );
+    const [logged] = await db()
+      .select()
+      .from(idempotencyLog)
+      .where(
+        and(
+          eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+          eq(idempotencyLog.eventId, `order_created:${orderId}`),
+        ),
+      );
+    expect([logged?.status, logged?.lastError]).toEqual(["DONE", null]);
+    expect((await persistedOrder(world, orderId)).status).toBe("PENDING");
+    expect(audit?.after).toMatchObject({ alreadyApplied: true });
+    expect(audit?.reason).toContain("WRONGTYPE");
+    const [dead] = await deadLettersOf(topic, offset);
+    expect(dead?.value).toMatchObject({ alreadyApplied: true, payload: message.value });
   });
 });
 

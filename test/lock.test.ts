@@ -13,6 +13,23 @@ let n = 0;
 const resource = () => `order:lock-test-${++n}`;
 
 describe("distributed lock", () => {
+  it("acquireAll releases what it took when one acquisition fails with a store error", async () => {
+    const { redis, keys } = world.services;
+    const lock = new DistributedLock(redis, keys, { ttlMs: 300 });
+    const [a, b] = [resource(), resource()];
+    await redis.hset(keys.lockFence(b), "not", "a counter"); // INCR on it fails: WRONGTYPE
+    await expect(lock.acquireAll([a, b])).rejects.toThrow(/WRONGTYPE/);
+    // a was taken before b failed: it is given back, not left to its watchdog for good.
+    expect(await redis.exists(keys.lock(a))).toBe(0);
+    await redis.del(keys.lockFence(b));
+    const held = await eventually(async () => lock.acquireAll([a, b]).catch(() => undefined), {
+      what: "both locks once the store error is gone",
+      timeoutMs: 5_000,
+    });
+    expect([...held.keys()]).toEqual([a, b]);
+    for (const l of held.values()) await l.release();
+  });
+
   it("without the watchdog, a task running past the TTL lets a second holder in", async () => {
     const lock = new DistributedLock(world.services.redis, world.services.keys, {
       ttlMs: 200,

@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
+import { and, eq, sql } from "drizzle-orm";
 import type { KafkaMessage } from "kafkajs";
 import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
-import { idempotencyLog } from "../db/schema";
+import type { Db } from "../db/client";
+import { auditLog, idempotencyLog } from "../db/schema";
 import { ACKS_ALL } from "../kafka/client";
 import type { Services } from "../services";
 
@@ -12,18 +14,25 @@ export interface MessageSource {
   message: KafkaMessage;
 }
 
+/** The dead letter's id: the message's own event id, else where it was. */
+const eventIdOf = ({ topic, partition, message }: MessageSource) =>
+  (message.headers?.["event-id"]?.toString() ?? `${topic}:${partition}:${message.offset}`).slice(
+    0,
+    128,
+  );
+
 /**
  * Sends a message that cannot be processed to `<topic>.dlq`, with the original payload, where
  * it came from and why, so the partition can move on and a person can look at it later.
+ * `alreadyApplied`: its effect is in MySQL (its log row is DONE); it failed after that.
  */
 async function sendToDeadLetter(
   services: Pick<Services, "producer" | "topics">,
   source: MessageSource,
   error: string,
-): Promise<string> {
+  alreadyApplied: boolean,
+): Promise<void> {
   const { topic, partition, message } = source;
-  const eventId =
-    message.headers?.["event-id"]?.toString() ?? `${topic}:${partition}:${message.offset}`;
   await services.producer.send({
     topic: services.topics.deadLetter(topic),
     acks: ACKS_ALL,
@@ -35,18 +44,54 @@ async function sendToDeadLetter(
           partition,
           offset: message.offset,
           error,
+          alreadyApplied,
           payload: message.value?.toString("utf8") ?? "",
         }),
-        headers: { "event-id": eventId, error: error.slice(0, 500) },
+        headers: { "event-id": eventIdOf(source), error: error.slice(0, 500) },
       },
     ],
   });
-  return eventId;
 }
 
 /**
- * Dead-letters a message and records it: a FAILED idempotency-log row for the consumer and an
- * audit row, in one transaction.
+ * Whether this consumer dead-lettered this very message before: its MESSAGE_DEAD_LETTERED
+ * audit row (entity `<topic>:<partition>:<offset>`, the same payload). The audit row is the
+ * record because it is per message and never purged; a FAILED log row is not (the order
+ * consumer writes one for an order it refuses, the expiry job for a released reservation).
+ */
+async function deadLetteredBefore(
+  db: Db,
+  consumer: string,
+  entityId: string,
+  payloadHash: string,
+): Promise<boolean> {
+  const rows = await db
+    .select({ after: auditLog.after })
+    .from(auditLog)
+    .where(
+      and(
+        eq(auditLog.entityType, "message" satisfies AuditEntityType),
+        eq(auditLog.entityId, entityId),
+        eq(auditLog.action, "MESSAGE_DEAD_LETTERED" satisfies AuditAction),
+        eq(auditLog.actor, `consumer:${consumer}`),
+      ),
+    );
+  return rows.some(
+    (r) => (r.after as { payloadHash?: unknown } | null)?.payloadHash === payloadHash,
+  );
+}
+
+/**
+ * Dead-letters a message and records it, once per message. Resolves false, doing nothing, when
+ * this consumer dead-lettered the message before (a redelivery, or a retry of its chunk).
+ *
+ * - The DLQ message goes first, then, in one transaction, the log row and the audit row. If
+ *   MySQL fails in between, the retry sends it again (at least once; the `event-id` header
+ *   tells copies apart); while MySQL is down the check above fails first and nothing is sent.
+ * - A log row that is DONE stays DONE: the message's effect was applied and it failed after
+ *   that (a Redis step, say). FAILED would tell the reconcilers and the next delivery that it
+ *   never happened. The DLQ message and the audit row say `alreadyApplied` instead.
+ * - Any other row (none, PROCESSING, FAILED) becomes FAILED with this error.
  */
 export async function deadLetterAndRecord(
   services: Pick<Services, "producer" | "topics" | "database">,
@@ -54,19 +99,34 @@ export async function deadLetterAndRecord(
   source: MessageSource,
   error: string,
   orderId?: string,
-): Promise<void> {
+): Promise<boolean> {
   const { topic, partition, message } = source;
-  const eventId = await sendToDeadLetter(services, source, error);
-  await services.database.db.transaction(async (tx) => {
+  const { db } = services.database;
+  const entityId = `${topic}:${partition}:${message.offset}`;
+  const payloadHash = createHash("sha256")
+    .update(message.value ?? "")
+    .digest("hex");
+  if (await deadLetteredBefore(db, consumer, entityId, payloadHash)) return false;
+
+  const eventId = eventIdOf(source);
+  const ofThisEvent = and(
+    eq(idempotencyLog.consumer, consumer),
+    eq(idempotencyLog.eventId, eventId),
+  );
+  const [logged] = await db
+    .select({ status: idempotencyLog.status })
+    .from(idempotencyLog)
+    .where(ofThisEvent);
+  await sendToDeadLetter(services, source, error, logged?.status === "DONE");
+  await db.transaction(async (tx) => {
+    const applied = sql`${idempotencyLog.status} = 'DONE'`;
     await tx
       .insert(idempotencyLog)
       .values({
         consumer,
-        eventId: eventId.slice(0, 128),
+        eventId,
         status: "FAILED",
-        payloadHash: createHash("sha256")
-          .update(message.value ?? "")
-          .digest("hex"),
+        payloadHash,
         attempts: 1,
         orderId: orderId ?? null,
         topic,
@@ -74,14 +134,30 @@ export async function deadLetterAndRecord(
         kafkaOffset: Number(message.offset),
         lastError: error,
       })
-      .onDuplicateKeyUpdate({ set: { status: "FAILED", lastError: error } });
+      .onDuplicateKeyUpdate({
+        set: {
+          status: sql`if(${applied}, 'DONE', 'FAILED')`,
+          lastError: sql`if(${applied}, ${idempotencyLog.lastError}, ${error})`,
+        },
+      });
+    // Read back under the row lock the upsert took: DONE now means DONE before.
+    const [row] = await tx
+      .select({ status: idempotencyLog.status })
+      .from(idempotencyLog)
+      .where(ofThisEvent);
     await appendAudit(tx, {
       actor: `consumer:${consumer}`,
       action: "MESSAGE_DEAD_LETTERED" satisfies AuditAction,
       entityType: "message" satisfies AuditEntityType,
-      entityId: `${topic}:${partition}:${message.offset}`,
-      after: { deadLetterTopic: services.topics.deadLetter(topic), eventId },
+      entityId,
+      after: {
+        deadLetterTopic: services.topics.deadLetter(topic),
+        eventId,
+        payloadHash,
+        alreadyApplied: row?.status === "DONE",
+      },
       reason: error,
     });
   });
+  return true;
 }

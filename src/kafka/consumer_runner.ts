@@ -4,7 +4,7 @@ import type { Batch, Consumer, Kafka, KafkaMessage } from "kafkajs";
 import type { z } from "zod";
 import type { Logger } from "../logger";
 import type { Component } from "../runtime/component";
-import { isTransientStoreError } from "../store_errors";
+import { describeError, isTransientStoreError } from "../store_errors";
 import { nextOffset, subscribedConsumer } from "./client";
 
 /** One message of a batch, decoded. */
@@ -46,12 +46,15 @@ export interface ConsumerDefinition<E> {
   handle(chunk: Delivery<E>[], ctx: HandlerContext): Promise<void>;
 }
 
-/** Where a message that can never be processed goes: the DLQ plus its records. */
+/**
+ * Where a message that can never be processed goes: the DLQ plus its records. Resolves false
+ * when that message had been dead-lettered before (a redelivery): nothing was sent again.
+ */
 export type DeadLetterSink = (
   source: { topic: string; partition: number; message: KafkaMessage },
   error: string,
   orderId?: string,
-) => Promise<void>;
+) => Promise<boolean>;
 
 export interface RetryPolicy {
   /** Attempts of a chunk before it is split; of a single message before it is dead-lettered. */
@@ -94,7 +97,8 @@ export type RunningConsumer = Component & { health(): ConsumerHealth };
  * stop, health and lag, and the one retry policy:
  *
  * - a message that does not decode (not JSON, not the schema) can never succeed: dead-lettered
- *   at once;
+ *   at once, and once: the batch remembers it across its chunk's retries and split, and the
+ *   sink skips a message it already dead-lettered (a redelivery);
  * - a transient store error (src/store_errors.ts: MySQL or Redis down or busy, deadlock, lock
  *   lost or held elsewhere, order not persisted yet) waits for as long as it lasts, retrying
  *   every initialBackoffMs × 2^(maxAttempts-2) at most (800 ms by default, so a store that
@@ -132,43 +136,63 @@ export function consumerRunner<E>(
     error: string,
   ) {
     const orderId = (delivery.event as { orderId?: unknown } | undefined)?.orderId;
-    await options.deadLetter(
+    const sent = await options.deadLetter(
       { topic: delivery.topic, partition: delivery.partition, message: delivery.message },
       error,
       typeof orderId === "string" ? orderId : undefined,
     );
-    health.deadLettered++;
-    log.warn(
-      { partition: delivery.partition, offset: delivery.message.offset, error },
-      "dead-lettered",
-    );
+    const where = { partition: delivery.partition, offset: delivery.message.offset, error };
+    if (sent) {
+      health.deadLettered++;
+      log.warn(where, "dead-lettered");
+    } else {
+      log.info(where, "dead-lettered before; not sent again");
+    }
   }
 
-  /** Decodes a chunk; what cannot decode is dead-lettered here and left out. */
-  async function decode(messages: KafkaMessage[], partition: number): Promise<Delivery<E>[]> {
+  /** One message decoded, or dead-lettered when it cannot be. */
+  async function decodeOne(message: KafkaMessage, partition: number): Promise<Decoded<E>> {
+    const raw = message.value?.toString("utf8") ?? "";
+    const base = {
+      raw,
+      payloadHash: createHash("sha256").update(raw).digest("hex"),
+      topic: definition.topic,
+      partition,
+      message,
+    };
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch (error) {
+      await deadLetter(base, `malformed JSON: ${(error as Error).message}`);
+      return DEAD_LETTERED;
+    }
+    const parsed = definition.schema.safeParse(json);
+    if (!parsed.success) {
+      await deadLetter(base, `not a ${definition.name} event: ${parsed.error.message}`);
+      return DEAD_LETTERED;
+    }
+    return { ...base, event: parsed.data };
+  }
+
+  /**
+   * Decodes a chunk; what cannot decode is dead-lettered and left out. `seen` is the batch's
+   * memory (by offset): a retry or a split of the chunk does not decode, nor dead-letter, a
+   * message again. A dead letter that failed is not remembered, so it is tried again.
+   */
+  async function decode(
+    messages: KafkaMessage[],
+    partition: number,
+    seen: Map<string, Decoded<E>>,
+  ): Promise<Delivery<E>[]> {
     const decoded: Delivery<E>[] = [];
     for (const message of messages) {
-      const raw = message.value?.toString("utf8") ?? "";
-      const base = {
-        raw,
-        payloadHash: createHash("sha256").update(raw).digest("hex"),
-        topic: definition.topic,
-        partition,
-        message,
-      };
-      let json: unknown;
-      try {
-        json = JSON.parse(raw);
-      } catch (error) {
-        await deadLetter(base, `malformed JSON: ${(error as Error).message}`);
-        continue;
+      let outcome = seen.get(message.offset);
+      if (outcome === undefined) {
+        outcome = await decodeOne(message, partition);
+        seen.set(message.offset, outcome);
       }
-      const parsed = definition.schema.safeParse(json);
-      if (!parsed.success) {
-        await deadLetter(base, `not a ${definition.name} event: ${parsed.error.message}`);
-        continue;
-      }
-      decoded.push({ ...base, event: parsed.data });
+      if (outcome !== DEAD_LETTERED) decoded.push(outcome);
     }
     return decoded;
   }
@@ -180,17 +204,16 @@ export function consumerRunner<E>(
   async function processChunk(
     messages: KafkaMessage[],
     partition: number,
+    seen: Map<string, Decoded<E>>,
     heartbeat: () => Promise<void>,
     running: () => boolean,
   ): Promise<"done" | "stopped"> {
     const firstAttemptAt = Date.now();
     let lastError = "";
-    // Decoded once: what cannot decode is dead-lettered then, not again on every retry.
-    let chunk: Delivery<E>[] | undefined;
     for (let attempt = 1; ; attempt++) {
       if (!running()) return "stopped";
       try {
-        chunk ??= await decode(messages, partition);
+        const chunk = await decode(messages, partition, seen);
         if (messages.length === 1 && attempt > retry.maxAttempts) {
           const poison = chunk[0];
           if (poison) await deadLetter(poison, lastError);
@@ -207,7 +230,7 @@ export function consumerRunner<E>(
         health.processed += messages.length;
         return "done";
       } catch (error) {
-        lastError = (error as Error)?.message ?? String(error);
+        lastError = describeError(error);
         health.lastError = lastError;
         health.retried++;
         if (!running()) return "stopped";
@@ -255,12 +278,13 @@ export function consumerRunner<E>(
         partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           const running = () => !stopping && isRunning() && !isStale();
+          const seen = new Map<string, Decoded<E>>();
           let size = chunkSize;
           for (let start = 0; start < batch.messages.length; ) {
             const chunk = batch.messages.slice(start, start + size);
             let outcome: "done" | "stopped";
             try {
-              outcome = await processChunk(chunk, batch.partition, heartbeat, running);
+              outcome = await processChunk(chunk, batch.partition, seen, heartbeat, running);
             } catch (error) {
               if (!(error instanceof SplitChunk)) throw error;
               size = 1; // isolate the message that keeps failing
@@ -288,3 +312,7 @@ export function consumerRunner<E>(
 
 /** A chunk failed non-transiently too often: the runner retries it one message at a time. */
 class SplitChunk extends Error {}
+
+const DEAD_LETTERED = Symbol("dead-lettered");
+/** What decoding made of a message: its delivery, or the mark that it was dead-lettered. */
+type Decoded<E> = Delivery<E> | typeof DEAD_LETTERED;

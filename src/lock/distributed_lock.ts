@@ -136,15 +136,21 @@ export class DistributedLock {
    * LockBusyError is thrown, so a waiting caller never sits on locks others need.
    */
   async acquireAll(resources: string[]): Promise<Map<string, HeldLock>> {
-    const got = await Promise.all(resources.map((r) => this.tryAcquire(r)));
-    const busy = resources.find((_, i) => !got[i]);
+    // allSettled, not all: when one acquisition throws (a store error), the locks already
+    // taken must be released too, or their watchdogs would keep them held for good and every
+    // retry would find them busy.
+    const settled = await Promise.allSettled(resources.map((r) => this.tryAcquire(r)));
     const held = new Map<string, HeldLock>();
-    got.forEach((lock, i) => {
-      if (lock) held.set(resources[i] as string, lock);
+    settled.forEach((outcome, i) => {
+      if (outcome.status === "fulfilled" && outcome.value) {
+        held.set(resources[i] as string, outcome.value);
+      }
     });
-    if (busy === undefined) return held;
+    if (held.size === resources.length) return held;
     await Promise.all([...held.values()].map((l) => l.release().catch(() => false)));
-    throw new LockBusyError(busy);
+    const failed = settled.find((o): o is PromiseRejectedResult => o.status === "rejected");
+    if (failed) throw failed.reason;
+    throw new LockBusyError(resources.find((r) => !held.has(r)) as string);
   }
 
   /**
