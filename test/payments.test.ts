@@ -80,7 +80,6 @@ describe("POST /v1/payments/webhook", () => {
 
   it.each([
     ["not JSON", "{ nope", "MALFORMED_JSON"],
-    ["an unknown field", JSON.stringify({ ...JSON.parse(body), tip: 1 }), "VALIDATION"],
     ["a bad status", JSON.stringify({ ...JSON.parse(body), status: "maybe" }), "VALIDATION"],
     ["a negative amount", JSON.stringify({ ...JSON.parse(body), amountCents: -1 }), "VALIDATION"],
   ])("refuses a signed body with %s (400) and publishes nothing", async (_name, payload, code) => {

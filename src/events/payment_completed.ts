@@ -5,8 +5,13 @@ import { LIMITS } from "../limits";
  * A payment provider's callback as accepted by POST /v1/payments/webhook, published to
  * `payment_completed` (key = orderId). `eventId` is the provider's: a callback delivered twice
  * carries the same id and is applied at most once.
+ *
+ * Not strict, unlike our own requests: a provider adds fields to its callbacks without asking,
+ * and refusing one would lose the payment. Unknown fields are dropped by the parse (so they are
+ * never published); the fields we read keep their exact types. The signature is checked over the
+ * raw body before this runs, so an added field is still covered by it.
  */
-export const PaymentCallback = z.strictObject({
+export const PaymentCallback = z.object({
   eventId: z
     .string()
     .min(1)
@@ -21,7 +26,9 @@ export const PaymentCallback = z.strictObject({
 });
 export type PaymentCallback = z.infer<typeof PaymentCallback>;
 
-export const PaymentCompletedEvent = PaymentCallback.extend({
+/** Our own message, built from a parsed callback: strict, since we write every field of it. */
+export const PaymentCompletedEvent = z.strictObject({
+  ...PaymentCallback.shape,
   type: z.literal("payment_completed"),
   receivedAt: z.number().int(),
 });

@@ -1,46 +1,138 @@
-import { asc, inArray, isNull, sql } from "drizzle-orm";
+import { and, asc, inArray, isNull, notInArray, sql } from "drizzle-orm";
 import type { Message } from "kafkajs";
-import type { Tx } from "../db/client";
+import type { DbOrTx } from "../db/client";
 import { type OutboxRow, outbox } from "../db/schema";
 import { ACKS_ALL } from "../kafka/client";
 import type { Services } from "../services";
+import { withPublishTurn } from "./publish_turn";
+import type { RefusedRows } from "./refused_rows";
 
 /**
  * One relay step: publishes outbox rows (state changes committed with their event) to Kafka.
- * In a transaction, take the oldest unsent rows with SELECT … FOR UPDATE SKIP
- * LOCKED (so several relays never take the same rows), publish them with the idempotent
- * producer (acks=all), mark them sent, commit. If the publish fails, the rows stay unsent with
- * the error and an attempt counted, and the relay backs off. A relay that dies after
- * publishing and before committing sends those rows again: consumers deduplicate by event id.
+ * Take the publish turn (publish_turn.ts; when another relay has it, return 0), read the
+ * oldest unsent rows (a plain read: no transaction, no row locks), publish them with the
+ * idempotent producer (acks=all), mark the published ones sent. Nothing is locked while Kafka
+ * is asked, so state changes and their outbox inserts never wait for the broker.
+ *
+ * A publish that fails leaves its rows unsent with the error and an attempt counted, and the
+ * step throws (the relay backs off). A row the broker refuses for what it is (publishOutboxRows)
+ * does not hold back the others; with `refused`, later steps leave it alone for a while.
+ * A relay that dies after publishing and before marking sends those rows again: consumers
+ * deduplicate by event id. Returns how many rows it published.
  */
-export async function relayOnce(services: Services, batchSize = 500): Promise<number> {
-  const result = await services.database.db.transaction(async (tx) => {
-    const rows = await tx
+export async function relayOnce(
+  services: Services,
+  batchSize = 500,
+  refused?: RefusedRows,
+): Promise<number> {
+  const step = await withPublishTurn(services.database, 0, async (db) => {
+    const setAside = refused?.ids() ?? [];
+    const rows = await db
       .select()
       .from(outbox)
-      .where(isNull(outbox.sentAt))
+      .where(
+        and(
+          isNull(outbox.sentAt),
+          setAside.length > 0 ? notInArray(outbox.id, setAside) : undefined,
+        ),
+      )
       .orderBy(asc(outbox.id))
-      .limit(batchSize)
-      .for("update", { skipLocked: true });
-    const failure = await publishOutboxRows(services, tx, rows);
-    return { sent: rows.length, failure };
+      .limit(batchSize);
+    const outcome = await publishOutboxRows(services, rows);
+    await recordOutcome(db, outcome);
+    for (const { row } of outcome.refused) refused?.add(row.id);
+    return outcome;
   });
-  // Thrown after the commit, so the failed rows keep their attempt count and error.
-  if (result.failure) throw result.failure;
-  return result.sent;
+  // Thrown after the bookkeeping, so the failed rows keep their attempt count and error.
+  if (step?.failure) throw step.failure;
+  return step?.sent.length ?? 0;
+}
+
+export interface PublishOutcome {
+  /** On the topic (acknowledged, acks=all). */
+  sent: OutboxRow[];
+  /** Refused by the broker for what they are (too large, invalid): as they are, never sendable. */
+  refused: { row: OutboxRow; error: Error }[];
+  /** Not published because Kafka failed (unreachable, timed out …): `failure` says why. */
+  unsent: OutboxRow[];
+  failure?: Error;
 }
 
 /**
- * Publishes outbox rows the caller has locked in `tx` (FOR UPDATE) and marks them sent in the
- * same transaction. When the publish fails, the rows get an attempt counted and the error
- * instead, and the error is returned: the caller commits that bookkeeping, then reports it.
+ * Publishes outbox rows, in their order, and says what became of each; it writes nothing (the
+ * caller records the outcome, recordOutcome, in a short statement or transaction of its own,
+ * after the broker answered). When the broker refuses a message of the batch, the batch is
+ * sent again one row at a time, so that one refused row does not keep the rest unpublished
+ * forever; the failed batch may have been partly written, so some of its rows can reach the
+ * topic twice then (consumers deduplicate by event id).
  */
 export async function publishOutboxRows(
   services: Services,
-  tx: Tx,
   rows: OutboxRow[],
-): Promise<Error | undefined> {
-  if (rows.length === 0) return undefined;
+): Promise<PublishOutcome> {
+  const outcome: PublishOutcome = { sent: [], refused: [], unsent: [] };
+  if (rows.length === 0) return outcome;
+  try {
+    await send(services, rows);
+    outcome.sent = rows;
+    return outcome;
+  } catch (error) {
+    if (!isRefusedMessage(error) || rows.length === 1) {
+      if (isRefusedMessage(error))
+        outcome.refused = rows.map((row) => ({ row, error: asError(error) }));
+      else Object.assign(outcome, { unsent: rows, failure: asError(error) });
+      return outcome;
+    }
+  }
+  for (const [i, row] of rows.entries()) {
+    try {
+      await send(services, [row]);
+      outcome.sent.push(row);
+    } catch (error) {
+      if (isRefusedMessage(error)) {
+        outcome.refused.push({ row, error: asError(error) });
+        continue;
+      }
+      outcome.unsent = rows.slice(i);
+      outcome.failure = asError(error);
+      return outcome;
+    }
+  }
+  return outcome;
+}
+
+/**
+ * Writes a publish's outcome on its rows: sent ones get `sent_at` (only if still unsent), the
+ * others an attempt counted and the error. Short statements, after the broker answered.
+ */
+export async function recordOutcome(db: DbOrTx, outcome: PublishOutcome): Promise<void> {
+  const sentIds = outcome.sent.map((r) => r.id);
+  if (sentIds.length > 0) {
+    await db
+      .update(outbox)
+      .set({ sentAt: new Date(), attempts: sql`${outbox.attempts} + 1`, lastError: null })
+      .where(and(inArray(outbox.id, sentIds), isNull(outbox.sentAt)));
+  }
+  for (const { row, error } of outcome.refused) {
+    await recordFailure(db, [row.id], `refused by the broker: ${error.message}`);
+  }
+  if (outcome.failure && outcome.unsent.length > 0) {
+    await recordFailure(
+      db,
+      outcome.unsent.map((r) => r.id),
+      outcome.failure.message,
+    );
+  }
+}
+
+async function recordFailure(db: DbOrTx, ids: number[], message: string) {
+  await db
+    .update(outbox)
+    .set({ attempts: sql`${outbox.attempts} + 1`, lastError: message.slice(0, 1000) })
+    .where(and(inArray(outbox.id, ids), isNull(outbox.sentAt)));
+}
+
+async function send(services: Services, rows: OutboxRow[]): Promise<void> {
   const byTopic = new Map<string, Message[]>();
   for (const row of rows) {
     const topic = `${services.config.namespace}.${row.topic}`;
@@ -53,25 +145,32 @@ export async function publishOutboxRows(
     if (list) list.push(message);
     else byTopic.set(topic, [message]);
   }
-  const ids = rows.map((r) => r.id);
-  try {
-    await services.producer.sendBatch({
-      acks: ACKS_ALL,
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-    });
-  } catch (error) {
-    await tx
-      .update(outbox)
-      .set({
-        attempts: sql`${outbox.attempts} + 1`,
-        lastError: (error as Error).message.slice(0, 1000),
-      })
-      .where(inArray(outbox.id, ids));
-    return error instanceof Error ? error : new Error(String(error));
-  }
-  await tx
-    .update(outbox)
-    .set({ sentAt: new Date(), attempts: sql`${outbox.attempts} + 1`, lastError: null })
-    .where(inArray(outbox.id, ids));
-  return undefined;
+  await services.producer.sendBatch({
+    acks: ACKS_ALL,
+    topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+  });
 }
+
+/**
+ * Kafka error types that refuse a message for what it is: sending it again as it is can only
+ * fail again. Everything else (the broker away, a timeout, a leader moving, an unknown topic,
+ * authorization) is about the broker or its setup, and retried for every row alike.
+ */
+const MESSAGE_REFUSALS = new Set([
+  "MESSAGE_TOO_LARGE",
+  "RECORD_LIST_TOO_LARGE",
+  "INVALID_RECORD",
+  "INVALID_TIMESTAMP",
+]);
+
+/** kafkajs wraps the broker's protocol error (KafkaJSNonRetriableError → cause): walk the chain. */
+function isRefusedMessage(error: unknown): boolean {
+  for (let e = error, depth = 0; e && depth < 5; depth++) {
+    const { type } = e as { type?: unknown };
+    if (typeof type === "string" && MESSAGE_REFUSALS.has(type)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));

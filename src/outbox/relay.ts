@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Component } from "../runtime/component";
 import type { Services } from "../services";
 import { relayOnce } from "./publish";
+import { RefusedRows } from "./refused_rows";
 
 export interface OutboxRelayOptions {
   batchSize?: number;
@@ -9,11 +10,16 @@ export interface OutboxRelayOptions {
   idleMs?: number;
 }
 
-/** The `relay` role: relayOnce in a loop, backing off while Kafka or MySQL fail. */
+/**
+ * The `relay` role: relayOnce in a loop, backing off while Kafka or MySQL fail. Several relays
+ * may run: one publishes at a time (the publish turn), the others poll and stand by. Rows the
+ * broker refused are left alone for a while (RefusedRows) so the rows behind them go out.
+ */
 export function outboxRelay(services: Services, options: OutboxRelayOptions = {}): Component {
   const log = services.logger.child({ component: "relay" });
   let running = false;
   let loop: Promise<void> | undefined;
+  const refused = new RefusedRows();
   return {
     name: "relay",
     async start() {
@@ -22,7 +28,7 @@ export function outboxRelay(services: Services, options: OutboxRelayOptions = {}
         let backoff = 100;
         while (running) {
           try {
-            const sent = await relayOnce(services, options.batchSize);
+            const sent = await relayOnce(services, options.batchSize, refused);
             backoff = 100;
             if (sent === 0) await sleep(options.idleMs ?? 200);
           } catch (error) {
@@ -35,7 +41,7 @@ export function outboxRelay(services: Services, options: OutboxRelayOptions = {}
     },
     async stop() {
       running = false;
-      await loop; // the step in progress finishes and commits
+      await loop; // the step in progress finishes and marks what it published
     },
   };
 }

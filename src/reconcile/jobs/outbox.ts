@@ -1,14 +1,16 @@
-import { and, asc, count, eq, isNotNull, isNull, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, isNotNull, isNull, lt, type SQL, sql } from "drizzle-orm";
 import type { AuditAction } from "../../audit/actions";
 import { idempotencyLog, outbox } from "../../db/schema";
-import { publishOutboxRows } from "../../outbox/publish";
+import { publishOutboxRows, recordOutcome } from "../../outbox/publish";
+import { withPublishTurn } from "../../outbox/publish_turn";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { recordRepair } from "../repair";
 
 /**
  * outbox: rows unsent for longer than outboxStuckMs (the relay is down or keeps failing) are
- * published and marked sent, each with its finding and audit row; then, housekeeping, sent rows
- * and DONE idempotency rows older than the retention window are purged. FAILED and PROCESSING
+ * published and marked sent, each with its finding and audit row (a row the broker refuses is
+ * a FAILED finding); then, housekeeping, sent rows and DONE idempotency rows older than the
+ * retention window are purged. FAILED and PROCESSING
  * idempotency rows are kept: FAILED ones stop a late order_created from creating an order whose
  * reservation was released, PROCESSING ones are the orders job's to finish.
  */
@@ -23,6 +25,16 @@ export const outboxJob: ReconcileJob = {
 
 const BATCH = 500;
 
+/** How long a run waits for the publish turn a relay step holds (a step is one Kafka round trip). */
+const TURN_WAIT_SECONDS = 10;
+
+/**
+ * Publishes stuck rows in pages (by id, so rows it cannot publish do not keep it from the ones
+ * behind), each page in the publish turn the relay steps take too (publish_turn.ts): the page
+ * is read and published with no transaction open, then what became of each row is written in
+ * one short transaction with its finding and audit row. A row the broker refuses is recorded
+ * FAILED with the broker's error (nothing can publish it as it is).
+ */
 async function republishStuck(ctx: JobContext) {
   const { db } = ctx.services.database;
   const cutoff = new Date(Date.now() - ctx.settings.outboxStuckMs);
@@ -37,30 +49,50 @@ async function republishStuck(ctx: JobContext) {
     for (const row of rows) await ctx.record({ ...findingOf(row), action: "NONE" });
     return;
   }
-  for (;;) {
+  for (let afterId = 0; ; ) {
     checkStillHeld(ctx);
-    const { sent, failure } = await db.transaction(async (tx) => {
-      const rows = await tx
+    const page = await withPublishTurn(ctx.services.database, TURN_WAIT_SECONDS, async (turn) => {
+      const rows = await turn
         .select()
         .from(outbox)
-        .where(stuckWhere)
+        .where(and(stuckWhere, gt(outbox.id, afterId)))
         .orderBy(asc(outbox.id))
-        .limit(BATCH)
-        .for("update", { skipLocked: true });
-      const failure = await publishOutboxRows(ctx.services, tx, rows);
-      if (failure) return { sent: 0, failure }; // commits the rows' attempt count and error
-      for (const row of rows) {
-        await recordRepair(ctx, tx, findingOf(row), {
-          action: "OUTBOX_REPUBLISHED" satisfies AuditAction,
-          before: { sentAt: null, attempts: row.attempts, lastError: row.lastError },
-          after: { sentAt: "now" },
-          correlationId: row.eventId,
-        });
-      }
-      return { sent: rows.length, failure: undefined };
+        .limit(BATCH);
+      const outcome = await publishOutboxRows(ctx.services, rows);
+      await turn.transaction(async (tx) => {
+        await recordOutcome(tx, outcome);
+        for (const row of outcome.sent) {
+          await recordRepair(ctx, tx, findingOf(row), {
+            action: "OUTBOX_REPUBLISHED" satisfies AuditAction,
+            before: { sentAt: null, attempts: row.attempts, lastError: row.lastError },
+            after: { sentAt: "now" },
+            correlationId: row.eventId,
+          });
+        }
+        for (const { row, error } of outcome.refused) {
+          const finding = findingOf(row);
+          await ctx.record(
+            {
+              ...finding,
+              action: "FAILED",
+              detail: `${finding.detail}; refused by the broker: ${error.message}`,
+            },
+            tx,
+          );
+        }
+      });
+      return { rows, failure: outcome.failure };
     });
-    if (failure) throw failure;
-    if (sent < BATCH) return;
+    if (page === undefined) {
+      // A relay step has held the turn all this while (a slow broker): it is publishing; the
+      // next run looks again.
+      ctx.count("outboxTurnBusy");
+      return;
+    }
+    if (page.failure) throw page.failure;
+    const last = page.rows.at(-1);
+    if (!last || page.rows.length < BATCH) return;
+    afterId = last.id;
   }
 }
 
