@@ -162,9 +162,14 @@ describe("a row the broker refuses", () => {
         async () => {
           const current = await rowsOf();
           const sent = current.filter((r) => r.sentAt !== null).map((r) => r.eventId);
-          return sent.length === 2 ? current : undefined;
+          // The neighbours' marks and the refused row's error are separate writes: wait for both.
+          const refused = current.find((r) => r.eventId === poisonId);
+          return sent.length === 2 && refused?.attempts ? current : undefined;
         },
-        { what: "the rows around the refused one published", timeoutMs: 60_000 },
+        {
+          what: "the rows around the refused one published, the refused one recorded",
+          timeoutMs: 60_000,
+        },
       );
       const poison = rows.find((r) => r.eventId === poisonId);
       expect(poison).toMatchObject({ sentAt: null, attempts: 1 });
