@@ -62,13 +62,10 @@ export function createApp(services: Services, options: AppOptions = {}): App {
   // Per-address request rates of the public reads and the webhook (POST /v1/orders counts
   // per address and per buyer in its route). Off unless configured (RATE_LIMIT_*).
   const limits = services.config.ingest.rateLimits;
-  const reads = ratePerAddress("reads-address", () => limits.readsPerAddress);
+  const reads = ratePerAddress("reads-address", limits.readsPerAddress);
   app.use("/v1/orders/:orderId", reads);
   app.use("/v1/sales/:saleId/stock", reads);
-  app.use(
-    "/v1/payments/webhook",
-    ratePerAddress("webhook-address", () => limits.webhookPerAddress),
-  );
+  app.use("/v1/payments/webhook", ratePerAddress("webhook-address", limits.webhookPerAddress));
 
   registerHealthz(app);
   registerReadyz(app);

@@ -8,13 +8,13 @@ import type { AppEnv } from "./env";
  * their body is read, instead of queueing until memory runs out. The client retries (with the
  * same Idempotency-Key) after Retry-After, perhaps on another instance.
  */
-export function shedLoad(max: () => number): MiddlewareHandler<AppEnv> {
+export function shedLoad(max: number): MiddlewareHandler<AppEnv> {
   let inFlight = 0;
   return async (_c, next) => {
-    if (inFlight >= max()) {
+    if (inFlight >= max) {
       throw new AppError(
         "OVERLOADED",
-        `${inFlight} requests are in progress on this instance (at most ${max()})`,
+        `${inFlight} requests are in progress on this instance (at most ${max})`,
         {},
         { "retry-after": "1" },
       );

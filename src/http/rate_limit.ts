@@ -55,13 +55,10 @@ export async function enforceRate(
 }
 
 /** Middleware: `policy` per client address (TRUST_PROXY decides what the address is). */
-export function ratePerAddress(
-  policy: string,
-  rule: (c: Context<AppEnv>) => RateRule | null,
-): MiddlewareHandler<AppEnv> {
+export function ratePerAddress(policy: string, rule: RateRule | null): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const { trustProxy } = c.get("services").config.ingest;
-    await enforceRate(c, policy, rule(c), clientAddress(c, trustProxy));
+    await enforceRate(c, policy, rule, clientAddress(c, trustProxy));
     await next();
   };
 }

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, or } from "drizzle-orm";
+import { and, asc, eq, inArray } from "drizzle-orm";
 import {
   auditLog,
   idempotencyLog,
@@ -86,13 +86,12 @@ export async function orderTimeline(
     db
       .select()
       .from(auditLog)
+      // By the (entity_type, entity_id) index only: audit_log is kept for good, so a lookup
+      // that scanned it (e.g. by correlation id) would slow down as it grows.
       .where(
-        or(
-          and(
-            inArray(auditLog.entityType, ["order", "reservation"]),
-            inArray(auditLog.entityId, entityIds),
-          ),
-          eq(auditLog.correlationId, orderCreatedEventId(orderId)),
+        and(
+          inArray(auditLog.entityType, ["order", "reservation", "idempotency"]),
+          inArray(auditLog.entityId, entityIds),
         ),
       )
       .orderBy(asc(auditLog.seq))

@@ -49,9 +49,9 @@ export function registerV1OrdersCreate(app: App, config: Config) {
   app.post(
     "/v1/orders",
     // Cheapest first: shed, who, how often from where; then the body; then how often per buyer.
-    shedLoad(() => config.ingest.maxInFlight),
+    shedLoad(config.ingest.maxInFlight),
     buyerAuth(config),
-    ratePerAddress("orders-address", () => limits.ordersPerAddress),
+    ratePerAddress("orders-address", limits.ordersPerAddress),
     validHeaders(PlaceOrderHeaders),
     jsonBody(PlaceOrderBody),
     async (c) => {
