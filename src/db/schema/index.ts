@@ -7,6 +7,7 @@ export * from "./order_status_history";
 export * from "./orders";
 export * from "./outbox";
 export * from "./payments";
+export * from "./refunds";
 export * from "./reconcile_findings";
 export * from "./reconcile_runs";
 export * from "./sale_skus";
