@@ -1,21 +1,24 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { paymentCompletedConsumer } from "../src/consumers/payment_completed";
+import { refundConsumer } from "../src/consumers/refund_requested";
 import type { OrderTimeline } from "../src/orders/timeline";
 import { orderLifecycle } from "./support/components";
 import { eventually } from "./support/context";
 import { persistedOrder, placeOrder } from "./support/orders";
-import { simulatedProvider } from "./support/payments";
+import { sharedProvider } from "./support/payments";
 import { BUN, ROOT } from "./support/process";
 import { reserveWithoutPublishing } from "./support/reconcile";
 import { adminHeaders, openSale } from "./support/sales";
 import { useWorld } from "./support/world";
 
+const provider = sharedProvider(() => world);
 const world = useWorld(import.meta.url, {
   kafka: true,
   components: (services) => [
     ...orderLifecycle(services),
     paymentCompletedConsumer(services, { lockTtlMs: 2_000, orderWaitMs: 30_000 }),
+    refundConsumer(services, provider()),
   ],
 });
 
@@ -42,15 +45,16 @@ describe("bun run order ORDER_ID: what happened to one order", () => {
     });
     const orderId = await placeOrder(world, sale.saleId, "buyer", [{ sku: "A", quantity: 2 }]);
     await persistedOrder(world, orderId, "PENDING");
-    expect(await simulatedProvider(world).pay(orderId, 3_000, "EUR")).toEqual([200]);
+    expect(await provider().pay(orderId, 3_000, "EUR")).toEqual([200]);
     await persistedOrder(world, orderId, "PAID");
     const refund = await world.app.request(`/admin/v1/orders/${orderId}/refund`, {
       method: "POST",
       headers: { ...adminHeaders(world.services), "content-type": "application/json" },
       body: JSON.stringify({ reason: "buyer called support" }),
     });
-    expect(refund.status).toBe(200);
-    // The relay publishes the refund's event; the timeline shows it published.
+    expect(refund.status).toBe(202);
+    // The relay publishes the refund's event, the refund consumer has the provider refund it,
+    // the order becomes REFUNDED and its status event is published; the timeline shows all.
     const timeline = await eventually(
       async () => {
         const t = timelineOf(orderId);
@@ -70,12 +74,18 @@ describe("bun run order ORDER_ID: what happened to one order", () => {
       expect.arrayContaining([
         expect.stringMatching(/^status: \(new\) → PENDING by /),
         expect.stringMatching(/^status: PENDING → PAID by /),
-        "status: PAID → REFUNDED by admin:bootstrap: buyer called support",
+        "status: PAID → REFUNDED by consumer:refund_requested: buyer called support",
+        expect.stringMatching(
+          /^refund: ADMIN refund of 3000 EUR of payment evt_\S+ requested by admin:bootstrap: buyer called support$/,
+        ),
+        expect.stringMatching(
+          /^refund: refund SUCCEEDED \(provider \S+\) after 1 provider call\(s\)$/,
+        ),
         "payment: succeeded 3000 EUR → APPLIED",
         expect.stringMatching(/^consumer: order_created: DONE after 1 attempt/),
         expect.stringMatching(/^consumer: payment_completed: DONE/),
         expect.stringMatching(/^outbox: ORDER_PAID published /),
-        "audit: ORDER_REFUNDED by admin:bootstrap: buyer called support",
+        "audit: ORDER_REFUND_REQUESTED by admin:bootstrap: buyer called support",
       ]),
     );
     const times = timeline.entries.map((e) => e.at);
@@ -87,7 +97,9 @@ describe("bun run order ORDER_ID: what happened to one order", () => {
     expect(text.stdout.split("\n")[0]).toBe(
       `order ${orderId} in sale ${sale.saleId}, user buyer: REFUNDED (buyer called support), 30.00 EUR`,
     );
-    expect(text.stdout).toContain("PAID → REFUNDED by admin:bootstrap: buyer called support");
+    expect(text.stdout).toContain(
+      "PAID → REFUNDED by consumer:refund_requested: buyer called support",
+    );
   }, 120_000);
 
   it("shows an order only Redis knows yet, with its reservation still held", async () => {

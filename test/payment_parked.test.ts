@@ -1,7 +1,7 @@
 import { and, eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { paymentCompletedConsumer } from "../src/consumers/payment_completed";
-import { outbox } from "../src/db/schema";
+import { outbox, refunds as refundRows } from "../src/db/schema";
 import type { PaymentSimulator } from "../src/payments/simulator";
 import { expiryJob } from "../src/reconcile/jobs/expiry";
 import { pendingJob } from "../src/reconcile/jobs/pending";
@@ -70,6 +70,13 @@ describe("a payment whose order is not in MySQL yet", () => {
       .from(outbox)
       .where(and(eq(outbox.messageKey, r.orderId), eq(outbox.eventType, "REFUND_REQUESTED")));
     expect(refunds).toHaveLength(1);
-    expect(refunds[0]?.payload).toMatchObject({ amountCents: 400, reason: "order never created" });
+    // The refund is a record, created with its event: the consumer sends it to the provider.
+    const [owed] = await db().select().from(refundRows).where(eq(refundRows.orderId, r.orderId));
+    expect(owed).toMatchObject({ amountCents: 400, cause: "LATE_PAYMENT", status: "REQUESTED" });
+    expect(refunds[0]?.payload).toMatchObject({
+      refundId: owed?.id,
+      amountCents: 400,
+      reason: "payment for an order that was never created; refund requested",
+    });
   }, 90_000);
 });

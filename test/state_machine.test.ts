@@ -7,6 +7,8 @@ import {
   orderStatusHistory,
   orders,
   outbox,
+  payments,
+  refunds,
   saleSkus,
 } from "../src/db/schema";
 import { AppError } from "../src/errors";
@@ -175,28 +177,74 @@ describe("admin order actions", () => {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
 
-  it("cancel, confirm, ship and refund go through the state machine", async () => {
-    const { orderId } = await seedOrder("PAID");
+  it("confirm and ship go through the state machine; refund asks for the money back first", async () => {
+    const { orderId, skus } = await seedOrder("PAID");
     const confirmed = await post(`/admin/v1/orders/${orderId}/confirm`);
     expect(confirmed.status).toBe(200);
     expect(await confirmed.json()).toEqual({ orderId, from: "PAID", to: "CONFIRMED", version: 1 });
     expect((await post(`/admin/v1/orders/${orderId}/ship`)).status).toBe(200);
+
+    // No captured payment recorded (seeded PAID): nothing to give back, nothing changes.
+    const shipped = await stateOf(orderId, skus);
+    const unpaid = await post(`/admin/v1/orders/${orderId}/refund`, { reason: "damaged" });
+    expect(unpaid.status).toBe(409);
+    expect(await unpaid.json()).toMatchObject({ code: "NO_CAPTURED_PAYMENT" });
+    expect(await stateOf(orderId, skus)).toEqual(shipped);
+    expect(await db().select().from(refunds).where(eq(refunds.orderId, orderId))).toEqual([]);
+
+    await db()
+      .insert(payments)
+      .values({
+        eventId: `evt_${orderId}`,
+        orderId,
+        status: "succeeded",
+        amountCents: 300,
+        currency: "EUR",
+        outcome: "APPLIED",
+        receivedAt: new Date(),
+      });
     const refunded = await post(`/admin/v1/orders/${orderId}/refund`, { reason: "damaged" });
-    expect(await refunded.json()).toMatchObject({ from: "SHIPPED", to: "REFUNDED" });
+    expect(refunded.status).toBe(202);
+    const answer = (await refunded.json()) as { refund: { refundId: string } };
+    expect(answer).toMatchObject({
+      orderId,
+      status: "SHIPPED",
+      refund: { status: "REQUESTED", amountCents: 300, currency: "EUR" },
+    });
+    // The order stays SHIPPED until the provider confirms; the refund and its event are queued.
+    expect((await stateOf(orderId, skus)).status).toBe("SHIPPED");
+    const [refund] = await db().select().from(refunds).where(eq(refunds.orderId, orderId));
+    expect(refund).toMatchObject({
+      id: answer.refund.refundId,
+      paymentEventId: `evt_${orderId}`,
+      cause: "ADMIN",
+      status: "REQUESTED",
+      reason: "damaged",
+      requestedBy: "admin:bootstrap",
+    });
+    const queued = await db().select().from(outbox).where(eq(outbox.messageKey, orderId));
+    expect(queued.filter((row) => row.eventType === "REFUND_REQUESTED")).toHaveLength(1);
+    const again = await post(`/admin/v1/orders/${orderId}/refund`);
+    expect(again.status).toBe(409);
+    expect(await again.json()).toMatchObject({
+      code: "REFUND_PENDING",
+      refundId: answer.refund.refundId,
+    });
+
     const history = await db()
       .select()
       .from(orderStatusHistory)
       .where(eq(orderStatusHistory.orderId, orderId));
-    expect(history.map((h) => h.actor)).toEqual([
-      "admin:bootstrap",
-      "admin:bootstrap",
-      "admin:bootstrap",
-    ]);
+    expect(history.map((h) => h.actor)).toEqual(["admin:bootstrap", "admin:bootstrap"]);
     const audit = await db().select().from(auditLog).where(eq(auditLog.entityId, orderId));
     expect(audit.map((a) => [a.action, a.before, a.after])).toEqual([
       ["ORDER_CONFIRMED", { status: "PAID" }, { status: "CONFIRMED" }],
       ["ORDER_SHIPPED", { status: "CONFIRMED" }, { status: "SHIPPED" }],
-      ["ORDER_REFUNDED", { status: "SHIPPED" }, { status: "REFUNDED" }],
+      [
+        "ORDER_REFUND_REQUESTED",
+        { status: "SHIPPED" },
+        { status: "SHIPPED", refundId: answer.refund.refundId, amountCents: 300, currency: "EUR" },
+      ],
     ]);
   });
 

@@ -35,6 +35,7 @@ export function topicNames(namespace: string): TopicNames {
 export const ORDER_CREATED_CONSUMER = "order_created";
 export const PAYMENT_COMPLETED_CONSUMER = "payment_completed";
 export const STOCK_RELEASE_CONSUMER = "stock_release";
+export const REFUND_CONSUMER = "refund_requested";
 
 /** Consumer group ids share the namespace too: `<namespace>.<consumer>`. */
 export const groupId = (namespace: string, consumer: string) => `${namespace}.${consumer}`;
@@ -52,14 +53,21 @@ export async function provisionTopics(
   const present = new Set(await admin.listTopics());
   const missing = names.filter((name) => !present.has(name));
   if (missing.length > 0) {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((topic) => ({
-        topic,
-        numPartitions: options.partitions,
-        replicationFactor: options.replicationFactor,
-      })),
-    });
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions: options.partitions,
+          replicationFactor: options.replicationFactor,
+        })),
+      });
+    } catch (error) {
+      // On a multi-broker cluster the wait for leaders asks a broker whose metadata still
+      // lags ("does not host this topic-partition", retriable): the topics exist, and
+      // awaitTopicsServing below waits for them. Anything else is a real failure.
+      if (!(error as { retriable?: boolean }).retriable) throw error;
+    }
     await awaitTopicsServing(admin, missing);
   }
   return { created: missing, existing: names.filter((name) => present.has(name)) };

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { orders } from "../db/schema";
+import { orders, refunds } from "../db/schema";
 import { findReservation } from "../sales/reservations";
 import type { Services } from "../services";
 
@@ -16,6 +16,18 @@ export interface OrderView {
   placedAt: string;
   expiresAt: string;
   history: { from: string | null; to: string; at: string; actor: string; reason: string | null }[];
+  /**
+   * Money given back or on its way back (an admin refund shows here as REQUESTED or SENT until
+   * the provider confirms and the order becomes REFUNDED). Absent when there is none.
+   */
+  refunds?: {
+    refundId: string;
+    status: string;
+    amountCents: number;
+    currency: string;
+    cause: string;
+    requestedAt: string;
+  }[];
 }
 
 /**
@@ -31,6 +43,11 @@ export async function findOrderView(
     with: { items: true, history: true },
   });
   if (order) {
+    const owed = await services.database.db
+      .select()
+      .from(refunds)
+      .where(eq(refunds.orderId, orderId))
+      .orderBy(refunds.requestedAt);
     return {
       orderId: order.id,
       saleId: order.saleId,
@@ -54,6 +71,18 @@ export async function findOrderView(
           actor: h.actor,
           reason: h.reason,
         })),
+      ...(owed.length > 0
+        ? {
+            refunds: owed.map((r) => ({
+              refundId: r.id,
+              status: r.status,
+              amountCents: r.amountCents,
+              currency: r.currency,
+              cause: r.cause,
+              requestedAt: r.requestedAt.toISOString(),
+            })),
+          }
+        : {}),
     };
   }
   const saleId = await services.redis.get(services.keys.orderLocator(orderId));

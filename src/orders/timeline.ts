@@ -6,6 +6,7 @@ import {
   payments,
   reconcileFindings,
   reconcileRuns,
+  refunds,
 } from "../db/schema";
 import { orderCreatedEventId } from "../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
@@ -18,6 +19,7 @@ export type TimelineSource =
   | "reservation"
   | "status"
   | "payment"
+  | "refund"
   | "consumer"
   | "outbox"
   | "audit"
@@ -44,7 +46,7 @@ const MAX_PER_SOURCE = 200;
 /**
  * "What happened to order X", from every place that records something about it, oldest first:
  * its reservation in Redis, its status history, the payment callbacks and what was done with
- * each, the consumers' idempotency log rows (retries, failures), its outbox events (sent or
+ * each, its refunds (asked, and how they ended), the consumers' idempotency log rows (retries, failures), its outbox events (sent or
  * not), the audit rows about it and the reconcilers' findings. Undefined when neither MySQL
  * nor Redis knows the order.
  *
@@ -64,12 +66,18 @@ export async function orderTimeline(
     `${order.saleId}/${orderId}`,
     `${ORDER_CREATED_CONSUMER}/${orderCreatedEventId(orderId)}`,
   ];
-  const [paid, logged, sent, audited, found] = await Promise.all([
+  const [paid, owed, logged, sent, audited, found] = await Promise.all([
     db
       .select()
       .from(payments)
       .where(eq(payments.orderId, orderId))
       .orderBy(asc(payments.receivedAt))
+      .limit(MAX_PER_SOURCE),
+    db
+      .select()
+      .from(refunds)
+      .where(eq(refunds.orderId, orderId))
+      .orderBy(asc(refunds.requestedAt))
       .limit(MAX_PER_SOURCE),
     db
       .select()
@@ -130,6 +138,21 @@ export async function orderTimeline(
       "payment",
       `${p.status} ${p.amountCents} ${p.currency} → ${p.outcome}${p.detail ? ` (${p.detail})` : ""}`,
       `payments ${p.eventId}`,
+    );
+  }
+  for (const r of owed) {
+    const money = `${r.amountCents} ${r.currency} of payment ${r.paymentEventId}`;
+    add(
+      r.requestedAt,
+      "refund",
+      `${r.cause} refund of ${money} requested by ${r.requestedBy}: ${r.reason}`,
+      `refunds ${r.id}`,
+    );
+    add(
+      r.completedAt ?? r.updatedAt,
+      "refund",
+      `refund ${r.status}${r.providerRefundId ? ` (provider ${r.providerRefundId})` : ""} after ${r.attempts} provider call(s)${r.lastError ? ` — ${r.lastError}` : ""}`,
+      `refunds ${r.id}`,
     );
   }
   for (const l of logged) {

@@ -2,13 +2,18 @@ import { and, eq } from "drizzle-orm";
 import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
 import type { Tx } from "../db/client";
-import { idempotencyLog, orders, type PaymentOutcome, payments } from "../db/schema";
+import {
+  idempotencyLog,
+  orders,
+  type PaymentOutcome,
+  payments,
+  type RefundCause,
+} from "../db/schema";
 import { orderCreatedEventId } from "../events/order_created";
 import { type PaymentCompletedEvent, paymentEventId } from "../events/payment_completed";
-import type { RefundRequestedEvent } from "../events/refund_requested";
-import { ORDER_CREATED_CONSUMER, PAYMENT_COMPLETED_CONSUMER, TOPICS } from "../kafka/topics";
+import { ORDER_CREATED_CONSUMER, PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
 import { transitionOrder } from "../orders/state_machine";
-import { enqueueEvent } from "../outbox/outbox";
+import { requestRefund } from "./refunds";
 
 /** The order is not in MySQL yet (its order_created is still on the way): retry later. */
 export class OrderNotYetPersisted extends Error {
@@ -23,10 +28,10 @@ export class OrderNotYetPersisted extends Error {
  * Applies one payment callback, in the caller's transaction, at most once per provider event:
  * - already in the idempotency log → nothing (`undefined`);
  * - failed payment → recorded; the order stays PENDING until its window ends;
- * - amount or currency differs from the order → recorded and flagged MISMATCH, not applied;
+ * - amount or currency differs from the order → recorded, flagged MISMATCH, not applied, refunded;
  * - order PENDING → PAID through the state machine (history + outbox event);
- * - order CANCELLED or EXPIRED → recorded, and a refund request goes out through the outbox;
- * - order already paid (another event) → recorded and flagged ALREADY_PAID;
+ * - order CANCELLED or EXPIRED → recorded, and refunded (a refunds row and its outbox event);
+ * - order already paid (another event) → recorded, flagged ALREADY_PAID, and refunded;
  * - no order, and its order_created logged FAILED (refused, or its reservation released by the
  *   expiry job): the order can never exist → recorded, refund requested, at once.
  * Throws OrderNotYetPersisted when the order does not exist yet but still may.
@@ -157,6 +162,13 @@ async function orderNeverCreated(tx: Tx, orderId: string): Promise<boolean> {
   return row?.status === "FAILED";
 }
 
+/** The refund each outcome owes (a successful payment that its order does not keep). */
+const REFUND_CAUSE: Partial<Record<PaymentOutcome, RefundCause>> = {
+  MISMATCH: "AMOUNT_MISMATCH",
+  ALREADY_PAID: "DOUBLE_PAYMENT",
+  LATE_REFUND_REQUESTED: "LATE_PAYMENT",
+};
+
 type PaymentFacts = Pick<
   PaymentCompletedEvent,
   "eventId" | "orderId" | "status" | "amountCents" | "currency"
@@ -164,8 +176,8 @@ type PaymentFacts = Pick<
 
 /**
  * What a payment does to its order (the decision table in applyPayment's comment), in the
- * caller's transaction: the transition to PAID, or the refund request for an order that can
- * no longer take it, and the audit row of every flagged outcome. `order` null: the order was
+ * caller's transaction: the transition to PAID, or the refund of a payment its order does not
+ * keep (requestRefund), and the audit row of every flagged outcome. `order` null: the order was
  * never created (its order_created was refused or its reservation released): refund.
  * The caller records the payments row with the outcome.
  */
@@ -185,7 +197,7 @@ export async function settlePayment(
     detail = "payment for an order that was never created; refund requested";
   } else if (event.amountCents !== order.totalCents || event.currency !== order.currency) {
     outcome = "MISMATCH";
-    detail = `paid ${event.amountCents} ${event.currency}, order is ${order.totalCents} ${order.currency}`;
+    detail = `paid ${event.amountCents} ${event.currency}, order is ${order.totalCents} ${order.currency}; refund requested`;
   } else if (order.status === "PENDING") {
     await transitionOrder(tx, {
       orderId: event.orderId,
@@ -201,23 +213,25 @@ export async function settlePayment(
     detail = `payment arrived for a ${order.status} order; refund requested`;
   } else {
     outcome = "ALREADY_PAID";
-    detail = `order is already ${order.status}`;
+    detail = `order is already ${order.status}; this second payment is refunded`;
   }
-  if (outcome === "LATE_REFUND_REQUESTED") {
-    const refund: RefundRequestedEvent = {
-      type: "refund_requested",
+  const cause = REFUND_CAUSE[outcome];
+  let refundId: string | undefined;
+  if (cause) {
+    // The buyer's money goes back: every outcome that keeps a successful payment from its
+    // order owes a refund (docs/architecture.md, "Money"). A wrong amount is refunded, not held:
+    // the order stays PENDING, so the buyer can still pay the right amount in its window.
+    const { refund } = await requestRefund(tx, {
       orderId: event.orderId,
       paymentEventId: event.eventId,
       amountCents: event.amountCents,
       currency: event.currency,
-      reason: order ? `order ${order.status}` : "order never created",
-    };
-    await enqueueEvent(tx, {
-      topic: TOPICS.refundRequested,
-      key: event.orderId,
-      eventType: "REFUND_REQUESTED",
-      payload: refund,
+      cause,
+      reason: detail ?? outcome,
+      actor: by.actor,
     });
+    refundId = refund.id;
+    detail = `${detail}; refund ${refund.id}`;
   }
   if (outcome !== "APPLIED" && outcome !== "FAILED_PAYMENT") {
     await appendAudit(tx, {
@@ -228,7 +242,12 @@ export async function settlePayment(
       before: order
         ? { status: order.status, totalCents: order.totalCents, currency: order.currency }
         : { order: null },
-      after: { paidCents: event.amountCents, currency: event.currency, outcome },
+      after: {
+        paidCents: event.amountCents,
+        currency: event.currency,
+        outcome,
+        ...(refundId ? { refundId } : {}),
+      },
       ...(detail ? { reason: detail } : {}),
       correlationId: eventId,
     });

@@ -9,7 +9,16 @@ import type { ReconcileSettings } from "./settings";
 /** One disagreement a run saw, and what it did about it (NONE in a dry run). */
 export interface Finding {
   kind: string;
-  entityType: "sale" | "sku" | "order" | "reservation" | "idempotency" | "outbox" | "audit";
+  entityType:
+    | "sale"
+    | "sku"
+    | "order"
+    | "reservation"
+    | "idempotency"
+    | "outbox"
+    | "audit"
+    | "payment"
+    | "refund";
   entityId: string;
   expected?: unknown;
   actual?: unknown;

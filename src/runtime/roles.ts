@@ -1,9 +1,11 @@
 import type { Role } from "../config";
 import { orderCreatedConsumer } from "../consumers/order_created";
 import { paymentCompletedConsumer } from "../consumers/payment_completed";
+import { refundConsumer } from "../consumers/refund_requested";
 import { stockReleaseConsumer } from "../consumers/stock_release";
 import { httpServer } from "../http/server";
 import { outboxRelay } from "../outbox/relay";
+import { paymentProviderFor } from "../payments/providers";
 import { reconcileScheduler } from "../reconcile/scheduler";
 import type { Services } from "../services";
 import type { Component } from "./component";
@@ -13,7 +15,8 @@ import type { Component } from "./component";
  * one process; a deployment can split them across processes.
  *
  * consumers: order_created → orders, payment_completed → PAID (or flagged / refund request),
- * order_status_changed → stock given back to the gate. relay: the outbox relay. scheduler: the
+ * order_status_changed → stock given back to the gate, refund_requested → refunds carried
+ * out at the payment provider. relay: the outbox relay. scheduler: the
  * reconcile jobs on their cron schedules (each a singleton across instances).
  */
 export function componentsFor(
@@ -32,6 +35,7 @@ export function componentsFor(
           orderCreatedConsumer(services),
           paymentCompletedConsumer(services),
           stockReleaseConsumer(services),
+          refundConsumer(services, paymentProviderFor(services.config, services.database.db)),
         );
         break;
       case "relay":

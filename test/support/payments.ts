@@ -11,6 +11,18 @@ export const simulatedProvider = (world: World) =>
     world.config.paymentWebhookSecret,
   );
 
+/**
+ * One simulated provider for a test file, made on first use: the refund consumer (a world
+ * component) and the tests must share it, since it holds the captures and refunds.
+ */
+export function sharedProvider(world: () => World): () => PaymentSimulator {
+  let provider: PaymentSimulator | undefined;
+  return () => {
+    provider ??= simulatedProvider(world());
+    return provider;
+  };
+}
+
 /** The payment callbacks recorded for an order, with what was done about each. */
 export const paymentsOf = (world: World, orderId: string) =>
   world.db.select().from(payments).where(eq(payments.orderId, orderId));

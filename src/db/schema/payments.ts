@@ -34,7 +34,11 @@ export const payments = mysqlTable(
     receivedAt: timestampMs("received_at").notNull(),
     recordedAt: timestampMs("recorded_at").notNull().default(nowMs),
   },
-  (t) => [index("payments_order_ix").on(t.orderId)],
+  (t) => [
+    index("payments_order_ix").on(t.orderId),
+    // The payments job's incremental scope: payments recorded since its last run.
+    index("payments_recorded_ix").on(t.recordedAt),
+  ],
 );
 
 export type Payment = typeof payments.$inferSelect;

@@ -1,28 +1,12 @@
-import type { MiddlewareHandler } from "hono";
 import { AppError } from "../../errors";
 import {
   PaymentCallback,
   type PaymentCompletedEvent,
   paymentEventId,
 } from "../../events/payment_completed";
-import { checkSignature } from "../../payments/signature";
-import type { App, AppEnv } from "../env";
+import type { App } from "../env";
+import { signedBody } from "../signed_body";
 import { jsonBody } from "../validation";
-
-/**
- * Checks Payment-Signature over the raw body, before anything parses it: missing or wrong →
- * 401 INVALID_SIGNATURE, outside 5 minutes → 400 STALE_SIGNATURE.
- */
-const signedBody: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const check = checkSignature(
-    c.get("services").config.paymentWebhookSecret,
-    await c.req.text(),
-    c.req.header("payment-signature"),
-  );
-  if (check === "invalid") throw new AppError("INVALID_SIGNATURE");
-  if (check === "stale") throw new AppError("STALE_SIGNATURE");
-  await next();
-};
 
 /**
  * POST /v1/payments/webhook: a signed payment callback. The signature is checked first

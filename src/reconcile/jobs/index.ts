@@ -3,6 +3,7 @@ import { auditJob } from "./audit";
 import { expiryJob } from "./expiry";
 import { ordersJob } from "./orders";
 import { outboxJob } from "./outbox";
+import { paymentsJob } from "./payments";
 import { pendingJob } from "./pending";
 import { retentionJob } from "./retention";
 import { stockJob } from "./stock";
@@ -14,6 +15,7 @@ const BY_NAME: Record<JobName, ReconcileJob> = {
   orders: ordersJob,
   expiry: expiryJob,
   pending: pendingJob,
+  payments: paymentsJob,
   stock: stockJob,
   audit: auditJob,
   retention: retentionJob,

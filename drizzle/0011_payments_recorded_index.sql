@@ -1,0 +1,1 @@
+CREATE INDEX `payments_recorded_ix` ON `payments` (`recorded_at`);
