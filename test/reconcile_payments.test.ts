@@ -24,7 +24,8 @@ const SALE = "pay-sale";
 beforeAll(() => insertSaleRow(world.db, SALE));
 
 const PRICE = 2_000;
-const settings = { captureGraceMs: 0, refundGraceMs: 1_000, refundStuckMs: 1_000 };
+// Seeded refunds are 60 s old: past both graces; a refund the job just touched is well inside.
+const settings = { captureGraceMs: 0, refundGraceMs: 20_000, refundStuckMs: 20_000 };
 
 /** A fresh provider per test: its records are what the job compares ours with. */
 const freshProvider = () => simulatedProvider(world);
@@ -104,7 +105,7 @@ describe("payments job: refunds carried to the end", () => {
     const orderId = await seedOrder("PAID");
     const capture = provider.charge(orderId, PRICE, "EUR");
     await recordPayment(orderId, capture.eventId, "APPLIED");
-    const refundId = await seedRefund(orderId, capture.eventId, "REQUESTED", 5_000);
+    const refundId = await seedRefund(orderId, capture.eventId, "REQUESTED", 60_000);
 
     const dry = await run(provider, "DRY_RUN");
     expect(about(dry, refundId)).toEqual([`refund_not_sent NONE ${refundId}`]);
@@ -124,7 +125,7 @@ describe("payments job: refunds carried to the end", () => {
     const orderId = await seedOrder("SHIPPED");
     const capture = provider.charge(orderId, PRICE, "EUR");
     await recordPayment(orderId, capture.eventId, "APPLIED");
-    const refundId = await seedRefund(orderId, capture.eventId, "SENT", 5_000);
+    const refundId = await seedRefund(orderId, capture.eventId, "SENT", 60_000);
     // The provider refunded it; its webhook never reached us.
     const done = await provider.refund({
       paymentId: capture.eventId,
@@ -156,7 +157,7 @@ describe("payments job: refunds carried to the end", () => {
     const orderId = await seedOrder("PAID");
     const capture = provider.charge(orderId, PRICE, "EUR");
     await recordPayment(orderId, capture.eventId, "APPLIED");
-    const refundId = await seedRefund(orderId, capture.eventId, "SENT", 5_000, {
+    const refundId = await seedRefund(orderId, capture.eventId, "SENT", 60_000, {
       providerRefundId: "re_lost",
     });
     expect(about(await run(provider), refundId)).toEqual([`refund_stuck REPAIRED ${refundId}`]);
@@ -171,7 +172,7 @@ describe("payments job: refunds carried to the end", () => {
     const orderId = await seedOrder("PAID");
     const capture = provider.charge(orderId, PRICE, "EUR");
     await recordPayment(orderId, capture.eventId, "APPLIED");
-    const refundId = await seedRefund(orderId, capture.eventId, "FAILED", 5_000);
+    const refundId = await seedRefund(orderId, capture.eventId, "FAILED", 60_000);
     const report = await run(provider);
     expect(about(report, refundId)).toEqual([`refund_failed SKIPPED ${refundId}`]);
     expect(report.findings.find((f) => f.entityId === refundId)?.detail).toContain(
@@ -273,7 +274,7 @@ describe("payments job: our records against the provider's", () => {
       currency: "EUR",
       idempotencyKey: "dashboard-1",
     });
-    const unconfirmed = await seedRefund(other, capture.eventId, "SUCCEEDED", 5_000, {
+    const unconfirmed = await seedRefund(other, capture.eventId, "SUCCEEDED", 60_000, {
       providerRefundId: "re_nowhere",
       cause: "DOUBLE_PAYMENT",
     });
