@@ -46,7 +46,7 @@ const world = useWorld(import.meta.url, {
 describe("refund consumer crash", () => {
   it("SIGKILLed after the provider refunded and before its commit: the next consumer asks again with the same key, and one refund moves money", async () => {
     const provider = new ProviderThatOutlivesItsCaller(
-      (path, init) => world.app.request(path, init),
+      async (path, init) => world.app.request(path, init),
       world.config.paymentWebhookSecret,
     );
     const server = await startSimulatorServer(provider);

@@ -7,6 +7,7 @@ import { openSale } from "./steps/open_sale";
 import { type DemoPaymentProvider, startPaymentProvider } from "./steps/payment_provider";
 import { winnersPayments } from "./steps/payments";
 import { waitForBalancedBooks } from "./steps/reconcilers";
+import { moneyBack } from "./steps/refunds";
 import { startService, stopService } from "./steps/start_service";
 import { dropDemoStores, openDemoStores } from "./steps/stores";
 import { type Summary, summarize } from "./steps/summary";
@@ -36,7 +37,8 @@ export type DemoResult = Summary;
  * (each `bun src/main.ts` with its ROLES), a flash sale bought by many concurrent buyers over
  * HTTP, a payment provider that pays most winners (with duplicate, reordered and lost
  * callbacks), a consumer SIGKILLed and restarted, Redis losing the sale midway, and the
- * reconcilers left to balance the books. Then every invariant is checked. Each step is a
+ * reconcilers left to balance the books; then money back (admin refunds, double and late
+ * payments) through the provider, and money conservation per currency. Then every invariant is checked. Each step is a
  * module in ./steps.
  */
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
@@ -67,8 +69,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await payments.finish(o.progress);
 
     const winners = [...buyers.accepted.values()].map((w) => w.orderId);
+    await waitForBalancedBooks(o, services, sale.saleId, winners);
+    const money = await moneyBack(o, rnd, services, provider.simulator, {
+      apiUrl,
+      adminToken: config.adminToken,
+      saleId: sale.saleId,
+    });
+    // Refunds before shipping gave units back: the books balance again once they are in.
     const books = await waitForBalancedBooks(o, services, sale.saleId, winners);
-    return await summarize(o, stores, { saleId: sale.saleId, apiUrl }, buyers, books);
+    return await summarize(o, stores, { saleId: sale.saleId }, buyers, books, money);
   } finally {
     await stopService(running);
     provider?.close();

@@ -31,6 +31,11 @@ export function componentsFor(
         components.push(httpServer(services, draining));
         break;
       case "consumers":
+        if (!services.config.paymentProviderUrl) {
+          services.logger.warn(
+            "PAYMENT_PROVIDER_URL is not set: refunds are recorded but not sent (they stay REQUESTED and the payments job reports them)",
+          );
+        }
         components.push(
           orderCreatedConsumer(services),
           paymentCompletedConsumer(services),

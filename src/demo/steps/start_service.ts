@@ -34,7 +34,11 @@ export async function startService(
     KAFKA_SESSION_TIMEOUT_MS: "6000",
     PAYMENT_PROVIDER_URL: providerUrl,
     RECONCILE_SCHEDULE:
-      "stock=*/3 * * * * *; orders=*/5 * * * * *; expiry=*/2 * * * * *; pending=*/2 * * * * *; outbox=*/10 * * * * *",
+      "stock=*/3 * * * * *; orders=*/5 * * * * *; expiry=*/2 * * * * *; pending=*/2 * * * * *; payments=*/10 * * * * *; outbox=*/10 * * * * *",
+    // A lost callback's capture is recorded by the payments job after 5 s (or by the pending
+    // job at the window's end, whichever runs first): both apply it the same way.
+    RECONCILE_CAPTURE_GRACE_SECONDS: "5",
+    RECONCILE_REFUND_GRACE_SECONDS: "10",
     RECONCILE_LOST_GRACE_SECONDS: "10",
     RECONCILE_PENDING_GRACE_SECONDS: "1",
     RECONCILE_CONFIRM_DELAY_MS: "500",

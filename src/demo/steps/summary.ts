@@ -1,10 +1,16 @@
 import { count, eq, sql } from "drizzle-orm";
 import { verifyAuditChain } from "../../audit/audit_log";
 import type { Db } from "../../db/client";
-import { auditLog, orders, payments, reconcileFindings } from "../../db/schema";
+import { auditLog, orders, reconcileFindings } from "../../db/schema";
 import type { BuyersOutcome } from "./buyers";
 import type { Books } from "./reconcilers";
+import type { MoneyOutcome } from "./refunds";
 import type { DemoStores } from "./stores";
+
+/** The pinned Bun, as a command typed at the repository root. */
+const BUN = "node_modules/.bin/bun";
+/** The port of the API the summary suggests starting on a kept sale. */
+export const KEPT_API_PORT = 3000;
 
 export interface Summary {
   ok: boolean;
@@ -21,15 +27,16 @@ export interface Summary {
 export async function summarize(
   o: { units: number; skus: number; buyers: number; seed: number; keep: boolean },
   stores: DemoStores,
-  at: { saleId: string; apiUrl: string },
+  at: { saleId: string },
   buyers: BuyersOutcome,
   state: Books,
+  money: MoneyOutcome,
 ): Promise<Summary> {
-  const { saleId, apiUrl } = at;
+  const { saleId } = at;
   const { databaseUrl, namespace } = stores;
   const { sent, tally, replayMismatch } = buyers;
   const stored = await storedFacts(stores.services.database.db, saleId);
-  const { byStatus, refunds, repairs, auditRows, chain, dupes, paidTwice } = stored;
+  const { byStatus, repairs, auditRows, chain, dupes, paidTwice } = stored;
 
   const failures: string[] = [];
   const check = (ok: boolean, what: string) => {
@@ -63,7 +70,20 @@ export async function summarize(
   row("expired (never paid)", byStatus.EXPIRED ?? 0);
   row("cancelled by the stock floor", byStatus["CANCELLED/OVERSOLD"] ?? 0);
   row("still pending", byStatus.PENDING ?? 0);
-  row("refunds requested (paid too late)", refunds);
+  row("refunded", byStatus.REFUNDED ?? 0);
+  lines.push("", "Money back (through the provider)");
+  row(
+    "admin refunds",
+    `${money.adminRefunds.shipped + money.adminRefunds.unshipped} (${money.adminRefunds.shipped} after shipping)`,
+  );
+  row("second payments refunded", money.doublePayments);
+  row("payments after expiry refunded", money.latePayments);
+  row(
+    "refunds by status",
+    Object.entries(money.refundsByStatus)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ") || "none",
+  );
   lines.push("", "Stock per SKU: total = available + reserved + held (+ on its way back)");
   for (const s of state.skus) {
     const ok = s.drift === 0 && s.available !== null && s.held <= s.total;
@@ -88,6 +108,16 @@ export async function summarize(
   lines.push(
     `  ${check((byStatus.PENDING ?? 0) === 0, "orders left PENDING")} no order left PENDING past its window`,
   );
+  const moving = (money.refundsByStatus.REQUESTED ?? 0) + (money.refundsByStatus.SENT ?? 0);
+  lines.push(
+    `  ${check(moving === 0 && !money.refundsByStatus.FAILED, "refunds not settled")} every refund carried out: ${moving} on their way, ${money.refundsByStatus.FAILED ?? 0} failed`,
+  );
+  for (const b of money.conservation) {
+    const drift = b.capturedCents - b.refundedCents - b.keptCents;
+    lines.push(
+      `  ${check(b.ok, `money ${b.currency}: drift ${drift}`)} money conservation ${b.currency}: captured ${b.capturedCents} − refunded ${b.refundedCents} = ${b.capturedCents - b.refundedCents}, orders that keep their money ${b.keptCents}${b.ok ? "" : `   drift ${drift}`}`,
+    );
+  }
   lines.push(
     `  ${check(chain.ok, "audit chain broken")} audit chain verified: ${chain.rows} rows${chain.ok ? "" : ` — broken at seq ${chain.seq} (${chain.problem})`}`,
   );
@@ -99,22 +129,24 @@ export async function summarize(
     "",
     failures.length === 0 ? "Every invariant held." : `FAILED: ${failures.join("; ")}`,
   );
-  const example = [...buyers.accepted.values()][0]?.orderId;
+  const example = [...buyers.accepted.values()][0]?.orderId ?? "<orderId>";
+  // Each line runs as pasted, comment included, from the repository root: the demo's service
+  // processes have exited, and bun is not on PATH (it comes pinned in node_modules).
+  const kept = `DATABASE_URL=${databaseUrl} NAMESPACE=${namespace}`;
   lines.push(
     "",
-    "Where to look next",
+    "Where to look next (from the repository root; bun is node_modules/.bin/bun)",
     ...(o.keep
       ? [
-          `  curl ${apiUrl}/v1/orders/${example ?? "<orderId>"}   (while the service runs)`,
-          `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} bun run reconcile all --dry-run`,
-          `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} bun run order ${example ?? "<orderId>"}   (what happened to one order)`,
-          `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} ROLES=api PORT=3000 bun run start   (the API again on the kept sale)`,
-          `  DATABASE_URL=${databaseUrl} NAMESPACE=${namespace} bun run namespace drop --yes   (drop it all when done)`,
+          `  ${kept} ${BUN} run order ${example}   # what happened to one order`,
+          `  ${kept} ${BUN} run reconcile all --dry-run   # what the reconcilers find now`,
+          `  ${kept} ROLES=api PORT=${KEPT_API_PORT} ${BUN} run start   # the API on the kept sale (orders placed now stay RESERVED; without ROLES every role runs)`,
+          `  curl http://127.0.0.1:${KEPT_API_PORT}/v1/orders/${example}   # with that API running`,
+          `  ${kept} ${BUN} run namespace drop --yes   # drop it all when done`,
         ]
       : [
-          "  run with --keep to keep this sale's database, keys and topics, then:",
-          "  bun run reconcile all --dry-run · bun run audit verify · bun run order <orderId>",
-          "  GET /v1/orders/{orderId} on a running service (bun run start)",
+          "  run with --keep to keep this sale's database, keys and topics; it then prints the",
+          "  commands to tell one order's story, start the API on the sale, and drop it all",
         ]),
   );
   return { ok: failures.length === 0, text: lines.join("\n"), failures };
@@ -131,10 +163,6 @@ async function storedFacts(db: Db, saleId: string) {
         .groupBy(orders.status, orders.statusReason)
     ).map((r) => [`${r.status}${r.reason === "OVERSOLD" ? "/OVERSOLD" : ""}`, r.n]),
   ) as Record<string, number>;
-  const [refunds] = await db
-    .select({ n: count() })
-    .from(payments)
-    .where(eq(payments.outcome, "LATE_REFUND_REQUESTED"));
   const repairs = await db
     .select({ kind: reconcileFindings.kind, n: count() })
     .from(reconcileFindings)
@@ -150,7 +178,6 @@ async function storedFacts(db: Db, saleId: string) {
   )) as unknown as [{ n: number }[]];
   return {
     byStatus,
-    refunds: refunds?.n ?? 0,
     repairs,
     auditRows: auditRows?.n ?? 0,
     chain,

@@ -92,6 +92,11 @@ async function refundsNotSent(ctx: JobContext) {
     .orderBy(asc(refunds.updatedAt))
     .limit(PAGE);
   for (const refund of due) {
+    // Backing off with the provider calls already made (grace × 2^attempts, at most ~17 h at
+    // the default grace): a provider that keeps failing, or none configured, does not get a
+    // re-send (an outbox row and an audit row) every run.
+    const backoff = ctx.settings.refundGraceMs * 2 ** Math.min(refund.attempts, 10);
+    if (refund.updatedAt.getTime() > Date.now() - backoff) continue;
     if (!(await inSale(ctx, refund.orderId))) continue;
     checkStillHeld(ctx);
     const finding = {
