@@ -39,7 +39,7 @@ describe("loadConfig", () => {
       /RECONCILE_SCHEDULE: "every minute" is not a cron expression/,
     );
     expect(() => loadConfig({ RECONCILE_SCHEDULE: "nightly=0 0 0 * * *" })).toThrow(
-      /RECONCILE_SCHEDULE: .*job one of outbox, orders, expiry, pending, stock/,
+      /RECONCILE_SCHEDULE: .*job one of outbox, orders, expiry, pending, payments, stock/,
     );
   });
 

@@ -9,6 +9,7 @@ import {
   payments,
   type Refund,
   type RefundCause,
+  type RefundStatus,
   refunds,
 } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
@@ -77,21 +78,19 @@ const refundEntity = (refund: Pick<Refund, "id">) => ({
   entityId: refund.id,
 });
 
+/** Refunds in `status` unchanged for `forMs`, oldest first, a page (the rest next run). */
+const refundsUnchanged = (ctx: JobContext, status: RefundStatus, forMs: number) =>
+  ctx.services.database.db
+    .select()
+    .from(refunds)
+    .where(and(eq(refunds.status, status), lt(refunds.updatedAt, new Date(Date.now() - forMs))))
+    .orderBy(asc(refunds.updatedAt))
+    .limit(PAGE);
+
 /** REQUESTED refunds older than the grace: their event is queued again. */
 async function refundsNotSent(ctx: JobContext) {
   const { db } = ctx.services.database;
-  const due = await db
-    .select()
-    .from(refunds)
-    .where(
-      and(
-        eq(refunds.status, "REQUESTED"),
-        lt(refunds.updatedAt, new Date(Date.now() - ctx.settings.refundGraceMs)),
-      ),
-    )
-    .orderBy(asc(refunds.updatedAt))
-    .limit(PAGE);
-  for (const refund of due) {
+  for (const refund of await refundsUnchanged(ctx, "REQUESTED", ctx.settings.refundGraceMs)) {
     // Backing off with the provider calls already made (grace × 2^attempts, at most ~17 h at
     // the default grace): a provider that keeps failing, or none configured, does not get a
     // re-send (an outbox row and an audit row) every run.
@@ -132,18 +131,7 @@ async function refundsNotSent(ctx: JobContext) {
 /** SENT refunds older than refundStuckMs: the provider's records say how they ended. */
 async function refundsStuck(ctx: JobContext) {
   const { db } = ctx.services.database;
-  const due = await db
-    .select()
-    .from(refunds)
-    .where(
-      and(
-        eq(refunds.status, "SENT"),
-        lt(refunds.updatedAt, new Date(Date.now() - ctx.settings.refundStuckMs)),
-      ),
-    )
-    .orderBy(asc(refunds.updatedAt))
-    .limit(PAGE);
-  for (const refund of due) {
+  for (const refund of await refundsUnchanged(ctx, "SENT", ctx.settings.refundStuckMs)) {
     if (!(await inSale(ctx, refund.orderId))) continue;
     checkStillHeld(ctx);
     const finding = {
