@@ -16,7 +16,7 @@ try {
 } catch (error) {
   if (error instanceof ConfigError) {
     console.error(error.message);
-    process.exit(2);
+    process.exit(EXIT.config); // 78, EX_CONFIG, as the CLIs
   }
   throw error;
 }

@@ -152,4 +152,24 @@ describe("--help", () => {
     expect(reconcileHelp.stdout).toMatch(/^ {2}3 /m);
     expect(auditHelp.stdout).toContain("ORDER_EXPIRED");
   }, 60_000);
+
+  it("every CLI lists the log variables (LOG_LEVEL, LOG_FORMAT) among its environment", () => {
+    for (const script of [
+      "src/audit/cli.ts",
+      "src/reconcile/cli.ts",
+      "src/cli/order.ts",
+      "src/cli/namespace.ts",
+    ]) {
+      const help = spawnSync(BUN, [script, "--help"], {
+        cwd: ROOT,
+        env: world.childEnv(),
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      expect(help.status, script).toBe(0);
+      const environment = help.stdout.split("\nEnvironment")[1]?.split("\nExit codes:")[0] ?? "";
+      for (const variable of ["DATABASE_URL", "NAMESPACE", "LOG_LEVEL", "LOG_FORMAT"])
+        expect(environment, `${script} --help`).toMatch(new RegExp(`^  ${variable} `, "m"));
+    }
+  }, 60_000);
 });

@@ -8,6 +8,7 @@ import { awaitOrderCreatedDrained } from "../src/reconcile/drain";
 import { stockJob } from "../src/reconcile/jobs/stock";
 import { runJob } from "../src/reconcile/runner";
 import { unlinkMatching } from "../src/redis/client";
+import { pausedRetryAfterSeconds } from "../src/sales/gate_rebuild";
 import { orderLifecycle } from "./support/components";
 import { cancelOrder, ordersOfSale, persistedOrdersOfSale } from "./support/orders";
 import { BUN, ROOT } from "./support/process";
@@ -150,7 +151,10 @@ describe("stock job", () => {
 
     const meanwhile = await place(sale.saleId, "during-wipe", "HOT");
     expect(meanwhile.status).toBe(503);
-    expect(meanwhile.headers.get("retry-after")).toBe("1");
+    // When the gate is expected back: the scheduler's poll, the rebuild's settle and work.
+    expect(meanwhile.headers.get("retry-after")).toBe(
+      String(pausedRetryAfterSeconds(world.config.reconcile.settings.drainSettleMs)),
+    );
     expect(((await meanwhile.json()) as { code: string }).code).toBe("SALE_PAUSED");
 
     const dry = await saleFindings(world.services, stockJob, "DRY_RUN", sale.saleId);

@@ -101,10 +101,13 @@ describe("service entry (bun src/main.ts as a child process)", () => {
     for (const orderId of accepted) expect(published).toContain(orderId);
   }, 90_000);
 
-  it("refuses to start on an invalid variable and names it", async () => {
+  it("refuses to start on an invalid variable and names it, exit 78 (EX_CONFIG, as the CLIs)", async () => {
     const child = world.startChild(["src/main.ts"], { env: { PORT: "not-a-port" } });
-    expect((await child.exited).code).toBe(2);
+    expect((await child.exited).code).toBe(78);
     expect(child.output()).toContain("PORT: must be a port number");
+    const migrate = world.startChild(["src/db/migrate-cli.ts"], { env: { PORT: "not-a-port" } });
+    expect((await migrate.exited).code).toBe(78);
+    expect(migrate.output()).toContain("PORT: must be a port number");
   }, 60_000);
 
   it("exits non-zero with a message naming Kafka when no broker answers", async () => {

@@ -83,7 +83,7 @@ const OPTIONS = {
 
 const HELP = {
   usage: USAGE,
-  environment: ["DATABASE_URL", "NAMESPACE", "AUDIT_CHECKPOINT_KEY", "LOG_LEVEL"],
+  environment: ["DATABASE_URL", "NAMESPACE", "AUDIT_CHECKPOINT_KEY", "LOG_LEVEL", "LOG_FORMAT"],
   exitCodes: {
     ok: "verify: the chain is intact (without the key: the checks it could make hold, and it says what it could not check); query: done (also when no rows match)",
     findings: "verify: the chain is broken",

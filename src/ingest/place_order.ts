@@ -9,6 +9,7 @@ import {
   requestFingerprint,
   STALE_AFTER_MS,
 } from "../orders/idempotency_keys";
+import { requestGateRebuild, salePaused } from "../sales/gate_rebuild";
 import {
   type OrderItem,
   type Rejection,
@@ -82,15 +83,18 @@ export async function placeOrder(
       return { ...outcome, replayed: true };
     case "rejected":
       if (
-        outcome.rejection.reason === "UNKNOWN_SALE" &&
-        (await loadSale(deps.database.db, request.saleId))
+        outcome.rejection.reason === "SALE_PAUSED" ||
+        (outcome.rejection.reason === "UNKNOWN_SALE" &&
+          (await loadSale(deps.database.db, request.saleId)))
       ) {
-        // Redis lost the sale's gate (a wipe) and the stock reconciler has not rebuilt it yet:
-        // the sale exists, so the buyer gets the same retryable answer as a closed gate. Only
-        // this rejection reads MySQL; an accepted order never does.
-        throw rejection({ reason: "SALE_PAUSED" });
+        // The gate is closed, or Redis lost it (a wipe) while MySQL still knows the sale: the
+        // same retryable answer for both. Only this rejection reads MySQL; an accepted order
+        // never does. The scheduler is asked to rebuild the gate now, not at the stock job's
+        // next tick, and Retry-After says when it is expected back (src/sales/gate_rebuild.ts).
+        await requestGateRebuild(deps.redis, deps.keys, request.saleId);
+        throw salePaused(deps.config);
       }
-      throw rejection(outcome.rejection);
+      throw rejection(outcome.rejection, deps.config);
   }
 
   const { orderId, attempt } = outcome;
@@ -151,12 +155,12 @@ export async function placeOrder(
   return { status: 202, body, replayed: false, orderId };
 }
 
-function rejection(r: Rejection): AppError {
+function rejection(r: Rejection, config: Deps["config"]): AppError {
   switch (r.reason) {
     case "UNKNOWN_SALE":
       return new AppError("UNKNOWN_SALE");
     case "SALE_PAUSED":
-      return new AppError("SALE_PAUSED", undefined, {}, { "retry-after": "1" });
+      return salePaused(config);
     case "SALE_NOT_ACTIVE": {
       const startsAt = new Date(r.startsAt).toISOString();
       const endsAt = new Date(r.endsAt).toISOString();

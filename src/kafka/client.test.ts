@@ -28,6 +28,13 @@ describe("kafkaLogCreator", () => {
     ]);
   });
 
+  it("logs a broker's error answer at warn: kafkajs throws it to the caller, which retries or fails", () => {
+    const message = "Response InitProducerId(key: 22, version: 1)";
+    expect(logLines(kafkajsEntry("Connection", logLevel.ERROR, message))).toEqual([
+      expect.objectContaining({ level: 40, msg: message }),
+    ]);
+  });
+
   it("keeps kafkajs's other warnings and errors at their level", () => {
     expect(logLines(kafkajsEntry("Connection", logLevel.WARN, "Response without match"))).toEqual([
       expect.objectContaining({ level: 40, msg: "Response without match" }),

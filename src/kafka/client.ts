@@ -38,13 +38,26 @@ const EXPECTED_WARNINGS = new Set([
   "Producer: Limiting retries for the idempotent producer may invalidate EoS guarantees",
 ]);
 
+/**
+ * kafkajs logs every error answer of the broker at ERROR as it receives it ("Response
+ * InitProducerId(...)", src/network/connection.js), then throws it to the request's caller,
+ * which retries it when it is retriable (e.g. "The coordinator is loading" on a fresh broker)
+ * or fails with it, and our code reports that failure. So such a line is a warning, not an
+ * error on its own: at ERROR it alarmed on every first run of the demo although nothing failed.
+ */
+const isErrorResponse = (namespace: string, message: string) =>
+  namespace === "Connection" && message.startsWith("Response ");
+
 /** kafkajs's log entries as pino lines on `logger`, with kafkajs's expected warnings at debug. */
 export function kafkaLogCreator(logger: Logger): logCreator {
   return () =>
     ({ namespace, level, log: entry }) => {
       const { message, ...rest } = entry;
       const expected = EXPECTED_WARNINGS.has(`${namespace}: ${message}`);
-      logger[expected ? "debug" : (levels[level] ?? "info")](rest, message);
+      const at = levels[level] ?? "info";
+      logger[
+        expected ? "debug" : at === "error" && isErrorResponse(namespace, message) ? "warn" : at
+      ](rest, message);
     };
 }
 

@@ -1,6 +1,7 @@
 import { asc, eq } from "drizzle-orm";
 import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
+import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { isDuplicateKey } from "../db/errors";
 import { saleSkus, sales } from "../db/schema";
@@ -8,6 +9,7 @@ import { AppError } from "../errors";
 import type { RedisClient } from "../redis/client";
 import type { RedisKeys } from "../redis/keys";
 import type { SaleDefinition } from "./definition";
+import { requestGateRebuild, salePaused } from "./gate_rebuild";
 
 export interface SaleStores {
   db: Db;
@@ -175,8 +177,16 @@ export interface SaleStock {
   skus: { sku: string; available: number }[];
 }
 
-/** Remaining units per SKU as the gate sees them: what a storefront polls. */
-export async function saleStock(stores: SaleStores, saleId: string): Promise<SaleStock> {
+/**
+ * Remaining units per SKU as the gate sees them: what a storefront polls. A sale MySQL knows
+ * whose gate Redis lost is SALE_PAUSED; for it and for a closed gate (phase paused) the rebuild
+ * is asked for (src/sales/gate_rebuild.ts).
+ */
+export async function saleStock(
+  stores: SaleStores,
+  saleId: string,
+  config: Pick<Config, "reconcile">,
+): Promise<SaleStock> {
   const keys = stores.keys.sale(saleId);
   const [meta, stock, time] = await Promise.all([
     stores.redis.hmget(keys.meta, "startsAt", "endsAt", "gate"),
@@ -186,10 +196,13 @@ export async function saleStock(stores: SaleStores, saleId: string): Promise<Sal
   const [startsAt, endsAt, gate] = meta;
   if (!startsAt || !endsAt) {
     if (await loadSale(stores.db, saleId)) {
-      throw new AppError("SALE_PAUSED", `sale ${saleId} is not armed`, {}, { "retry-after": "1" });
+      await requestGateRebuild(stores.redis, stores.keys, saleId);
+      throw salePaused(config, `sale ${saleId} is not armed`);
     }
     throw new AppError("UNKNOWN_SALE", `no sale ${saleId}`);
   }
+  // Closed: a rebuild under way or left unfinished, or a sale posted again after a wipe.
+  if (gate !== "open") await requestGateRebuild(stores.redis, stores.keys, saleId);
   const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
   const phase: SalePhase =
     gate !== "open"

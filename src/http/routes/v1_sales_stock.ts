@@ -12,6 +12,7 @@ export function registerV1SalesStock(app: App) {
     const stock = await saleStock(
       { db: services.database.db, redis: services.redis, keys: services.keys },
       saleId,
+      services.config,
     );
     c.header("cache-control", "no-store");
     return c.json(stock);
