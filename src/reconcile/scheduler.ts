@@ -23,6 +23,12 @@ import { reconcileSettings } from "./settings";
  * rebuilds nothing). It is the same job under the same lock and fencing, so it never runs
  * beside a scheduled stock run: a request that finds the job busy waits for the next poll.
  */
+/**
+ * Jobs whose scheduled runs look only at what changed since their last successful run (their
+ * scope functions say how); the CLI runs them whole unless asked (--incremental).
+ */
+const INCREMENTAL: ReadonlySet<string> = new Set(["stock", "payments"]);
+
 export function reconcileScheduler(services: Services): Component {
   const { schedule, mode } = services.config.reconcile;
   const log = services.logger.child({ component: "scheduler" });
@@ -108,7 +114,7 @@ export function reconcileScheduler(services: Services): Component {
             start: true,
             onTick: () =>
               track(
-                runJob(services, job, options({ incremental: job.name === "stock" }))
+                runJob(services, job, options({ incremental: INCREMENTAL.has(job.name) }))
                   .then((report) => logReport(report))
                   .catch((error) =>
                     log.error({ err: error, job: job.name }, "reconcile run crashed"),
