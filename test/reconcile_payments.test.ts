@@ -288,6 +288,19 @@ describe("payments job: our records against the provider's", () => {
 });
 
 describe("payments job: the ledger of each order", () => {
+  it("money_kept: an order refunded before refunds went through the provider gets its money back", async () => {
+    const provider = freshProvider();
+    const orderId = await seedOrder("REFUNDED");
+    const capture = provider.charge(orderId, PRICE, "EUR");
+    await recordPayment(orderId, capture.eventId, "APPLIED");
+    expect(about(await run(provider), orderId)).toEqual([`money_kept REPAIRED ${orderId}`]);
+    const owed = await world.db.select().from(refunds).where(eq(refunds.orderId, orderId));
+    expect(owed.map((r) => [r.paymentEventId, r.cause, r.amountCents, r.status])).toEqual([
+      [capture.eventId, "ADMIN", PRICE, "REQUESTED"],
+    ]);
+    expect(about(await run(provider), orderId)).toEqual([]);
+  });
+
   it("money_kept: a payment the order does not keep and nothing refunds is refunded; money_missing is reported", async () => {
     const provider = freshProvider();
     const orderId = await seedOrder("PAID");

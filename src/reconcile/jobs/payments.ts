@@ -616,7 +616,11 @@ async function checkLedger(ctx: JobContext, orderId: string) {
           paymentEventId: payment.eventId,
           amountCents: payment.amountCents,
           currency: payment.currency,
-          cause: SURPLUS_CAUSE[payment.outcome] ?? "LATE_PAYMENT",
+          // An APPLIED payment of a REFUNDED order: refunded before refunds went through the
+          // provider (the state changed, the money never moved).
+          cause:
+            SURPLUS_CAUSE[payment.outcome] ??
+            (order?.status === "REFUNDED" ? "ADMIN" : "LATE_PAYMENT"),
           reason: `${payment.outcome} payment the order does not keep`,
           actor: ctx.actor,
         });
