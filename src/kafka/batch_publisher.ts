@@ -1,4 +1,5 @@
 import type { Message } from "kafkajs";
+import { timePublish } from "../metrics/metrics";
 import { ACKS_ALL } from "./client";
 import type { MessageProducer } from "./renewing_producer";
 
@@ -132,13 +133,16 @@ export class BatchPublisher {
           else byTopic.set(p.topic, [p.message]);
         }
         this.outstanding = batch.length;
+        const published = timePublish();
         try {
           await this.producer.sendBatch({
             acks: ACKS_ALL,
             topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
           });
           for (const p of batch) settle(p);
+          published("acked", batch.length);
         } catch (error) {
+          published("error", batch.length);
           const cause = new PublishOutcomeUnknownError((error as Error).message, { cause: error });
           for (const p of batch) settle(p, cause);
         } finally {

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Batch, Consumer, Kafka, KafkaMessage } from "kafkajs";
 import type { z } from "zod";
 import type { Logger } from "../logger";
+import { consumerDeadLettered, consumerProcessed, consumerRetries } from "../metrics/metrics";
 import type { Component } from "../runtime/component";
 import { describeError, isTransientStoreError } from "../store_errors";
 import { nextOffset, subscribedConsumer } from "./client";
@@ -144,6 +145,7 @@ export function consumerRunner<E>(
     const where = { partition: delivery.partition, offset: delivery.message.offset, error };
     if (sent) {
       health.deadLettered++;
+      consumerDeadLettered.inc({ topic: definition.topic });
       log.warn(where, "dead-lettered");
     } else {
       log.info(where, "dead-lettered before; not sent again");
@@ -228,11 +230,13 @@ export function consumerRunner<E>(
           });
         }
         health.processed += messages.length;
+        consumerProcessed.inc({ topic: definition.topic }, messages.length);
         return "done";
       } catch (error) {
         lastError = describeError(error);
         health.lastError = lastError;
         health.retried++;
+        consumerRetries.inc({ topic: definition.topic });
         if (!running()) return "stopped";
         const transient = isTransientStoreError(error);
         // A store that is down: wait however long it takes, never spending the attempts.

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { lockKind, locksAcquired, locksBusy, locksLost } from "../metrics/metrics";
 import type { RedisClient } from "../redis/client";
 import type { RedisKeys } from "../redis/keys";
 
@@ -88,7 +89,11 @@ export class DistributedLock {
       this.ttlMs,
       this.fenceTtlMs,
     );
-    if (fence < 0) return undefined;
+    if (fence < 0) {
+      locksBusy.inc({ kind: lockKind(resource) });
+      return undefined;
+    }
+    locksAcquired.inc({ kind: lockKind(resource) });
 
     const controller = new AbortController();
     let timer: ReturnType<typeof setInterval> | undefined;
@@ -106,6 +111,7 @@ export class DistributedLock {
             // Redis unreachable: we cannot prove we still hold it, so we must assume we don't.
           }
           stopWatchdog();
+          locksLost.inc({ kind: lockKind(resource) });
           controller.abort(new LockLostError(resource));
         },
         Math.max(1, Math.floor(this.ttlMs / 3)),

@@ -3,6 +3,7 @@ import type { Config } from "../../config";
 import { AppError } from "../../errors";
 import { orderLocation, placeOrder } from "../../ingest/place_order";
 import { LIMITS } from "../../limits";
+import { countOrderOutcome } from "../../metrics/metrics";
 import { MAX_KEY_LENGTH } from "../../orders/idempotency_keys";
 import { flagDuplicateSkus, SALE_ID, SKU } from "../../sales/definition";
 import { buyerAuth } from "../buyer_auth";
@@ -62,7 +63,7 @@ export function registerV1OrdersCreate(app: App, config: Config) {
         throw new AppError("USER_MISMATCH", "userId must be the subject of the bearer token");
       }
       await enforceRate(c, "orders-user", limits.ordersPerUser, body.userId);
-      const answer = await placeOrder(c.get("services"), body, key);
+      const answer = await countOrderOutcome(placeOrder(c.get("services"), body, key));
       // Only accepted orders are answered here (rejections are thrown), first time or replayed.
       const headers: Record<string, string> = {
         "content-type": "application/json",
