@@ -33,7 +33,10 @@ export interface Services {
 
 export function createServices(config: Config, logger: Logger): Services {
   const database = createDatabase(config.database.url, { poolSize: config.database.poolSize });
-  const redis = createRedis(config.redis.url, { name: `${config.namespace}:${process.pid}` });
+  const redis = createRedis(config.redis.url, {
+    name: `${config.namespace}:${process.pid}`,
+    clusterNodes: config.redis.clusterNodes,
+  });
   const kafka = createKafka(
     { brokers: config.kafka.brokers, clientId: config.kafka.clientId },
     logger,

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Redis, Result } from "ioredis";
+import type { Cluster, Redis, Result } from "ioredis";
 
 /**
  * Every Lua script, loaded once per connection with ioredis `defineCommand` (EVALSHA with an
@@ -168,7 +168,7 @@ function source(file: string): string {
   return lua;
 }
 
-export function defineScripts(redis: Redis): void {
+export function defineScripts(redis: Redis | Cluster): void {
   for (const [name, script] of Object.entries(SCRIPTS)) {
     redis.defineCommand(name, {
       lua: source(script.file),

@@ -48,6 +48,9 @@ export async function createTestContext(
     NODE_ENV: "test",
     DATABASE_URL: `${endpoints.databaseServerUrl.replace(/\/?$/, "/")}${databaseName}`,
     REDIS_URL: endpoints.redisUrl,
+    ...(endpoints.redisClusterNodes
+      ? { REDIS_CLUSTER_NODES: endpoints.redisClusterNodes.join(",") }
+      : {}),
     KAFKA_BROKERS: endpoints.kafkaBrokers.join(","),
     NAMESPACE: namespace,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",

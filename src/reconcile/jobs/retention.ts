@@ -45,25 +45,24 @@ async function expireSaleKeys(ctx: JobContext) {
       .orderBy(asc(sales.id))
       .limit(SALE_PAGE);
     if (page.length === 0) return;
-    const pipeline = redis.pipeline();
-    for (const sale of page) {
-      const k = keys.sale(sale.id);
-      pipeline.expireSaleKeys(
-        k.meta,
-        k.stock,
-        k.userUnits,
-        k.reservations,
-        k.expiries,
-        k.released,
-        saleKeysExpireAt(sale, ctx.settings.saleKeyRetentionMs),
-        ctx.apply ? "apply" : "check",
-      );
-    }
-    let differing = 0;
-    for (const [error, n] of (await pipeline.exec()) ?? []) {
-      if (error) throw error;
-      differing += Number(n);
-    }
+    // One call per sale, all at once: an explicit pipeline must stay on one node of a Redis
+    // Cluster, and a page of sales spans many slots.
+    const changed = await Promise.all(
+      page.map((sale) => {
+        const k = keys.sale(sale.id);
+        return redis.expireSaleKeys(
+          k.meta,
+          k.stock,
+          k.userUnits,
+          k.reservations,
+          k.expiries,
+          k.released,
+          saleKeysExpireAt(sale, ctx.settings.saleKeyRetentionMs),
+          ctx.apply ? "apply" : "check",
+        );
+      }),
+    );
+    const differing = changed.reduce((sum, n) => sum + Number(n), 0);
     ctx.count("sales", page.length);
     ctx.count(ctx.apply ? "saleKeysExpiring" : "saleKeysToExpire", differing);
     if (ctx.saleId || page.length < SALE_PAGE) return;
