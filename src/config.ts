@@ -71,6 +71,7 @@ export const RECONCILE_JOBS = [
   "orders",
   "expiry",
   "pending",
+  "payments",
   "stock",
   "audit",
   "retention",
@@ -84,6 +85,7 @@ const DEFAULT_SCHEDULE: Record<JobName, string> = {
   stock: "*/30 * * * * *",
   orders: "15 * * * * *",
   pending: "45 * * * * *",
+  payments: "50 */2 * * * *",
   expiry: "*/30 * * * * *",
   outbox: "0 */5 * * * *",
   audit: "30 */5 * * * *",
@@ -153,6 +155,9 @@ const EnvSchema = z
     DATABASE_URL: url(["mysql:", "mariadb:"]).default("mysql://root@127.0.0.1:3306/flashsale"),
     DATABASE_POOL_SIZE: positiveInt.max(200).default(10),
     REDIS_URL: url(["redis:", "rediss:"]).default("redis://127.0.0.1:6379/0"),
+    // Some nodes of a Redis Cluster (host:port, comma-separated): set, every Redis use goes
+    // through ioredis' Cluster client (REDIS_URL then gives only credentials and TLS).
+    REDIS_CLUSTER_NODES: brokerList.optional(),
     KAFKA_BROKERS: brokerList.default(["127.0.0.1:9092"]),
     KAFKA_CLIENT_ID: z.string().trim().min(1).max(100).default("flashsale"),
     KAFKA_PARTITIONS: positiveInt.max(1000).default(3),
@@ -205,6 +210,14 @@ const EnvSchema = z
     // Unset: pretty on a terminal, JSON lines otherwise (decided by the logger, per destination).
     LOG_FORMAT: z.enum(LOG_FORMATS, { error: `must be ${LOG_FORMATS.join(" or ")}` }).optional(),
     SHUTDOWN_TIMEOUT_MS: positiveInt.max(300_000).default(25_000),
+    // GET /metrics on a port of its own (src/metrics/server.ts), for processes without the api
+    // role; 0 (the default) serves none: the five processes of a host would clash on any default.
+    METRICS_PORT: z.coerce
+      .number({ error: "must be 0 (off) or a port number (1-65535)" })
+      .int("must be 0 (off) or a port number (1-65535)")
+      .min(0, "must be 0 (off) or a port number (1-65535)")
+      .max(65_535, "must be 0 (off) or a port number (1-65535)")
+      .default(0),
     // 1: `bun run start` applies pending migrations (creating the database) before its roles
     // start. Off by default, so a deployment migrates as its own step (`bun run migrate`).
     MIGRATE_ON_START: z.enum(["0", "1"], { error: "must be 0 or 1" }).default("0"),
@@ -219,6 +232,11 @@ const EnvSchema = z
     // that long to be acknowledged by the broker, and must not find its order expired.
     RECONCILE_PENDING_GRACE_SECONDS: seconds.prefault(15),
     RECONCILE_OUTBOX_STUCK_SECONDS: seconds.prefault(60),
+    // The payments job: a refund REQUESTED this long is re-sent; one SENT this long is looked
+    // up at the provider; a capture this old must be recorded by us (or its order exist).
+    RECONCILE_REFUND_GRACE_SECONDS: seconds.prefault(60),
+    RECONCILE_REFUND_STUCK_SECONDS: seconds.prefault(900),
+    RECONCILE_CAPTURE_GRACE_SECONDS: seconds.prefault(300),
     RECONCILE_RETENTION_DAYS: positiveInt
       .max(3650)
       .transform((d) => d * 86_400_000)
@@ -276,7 +294,7 @@ export interface Config {
   http: { host: string; port: number };
   roles: Role[];
   database: { url: string; poolSize: number };
-  redis: { url: string };
+  redis: { url: string; clusterNodes?: string[] };
   kafka: {
     brokers: string[];
     clientId: string;
@@ -310,6 +328,8 @@ export interface Config {
   /** Unset: pretty when the log's destination is a terminal, JSON lines otherwise. */
   logFormat?: LogFormat;
   shutdownTimeoutMs: number;
+  /** METRICS_PORT: 0 = no metrics port (the api role serves GET /metrics on PORT anyway). */
+  metrics: { port: number };
   /** MIGRATE_ON_START=1: start applies pending migrations instead of refusing to start. */
   migrateOnStart: boolean;
   reconcile: {
@@ -322,6 +342,9 @@ export interface Config {
       drainTimeoutMs: number;
       pendingGraceMs: number;
       outboxStuckMs: number;
+      refundGraceMs: number;
+      refundStuckMs: number;
+      captureGraceMs: number;
       retentionMs: number;
       runRetentionMs: number;
       saleKeyRetentionMs: number;
@@ -366,7 +389,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     http: { host: e.HOST, port: e.PORT },
     roles: e.ROLES,
     database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE },
-    redis: { url: e.REDIS_URL },
+    redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES ?? [] },
     kafka: {
       brokers: e.KAFKA_BROKERS,
       clientId: e.KAFKA_CLIENT_ID,
@@ -403,6 +426,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     saleKeyRetentionMs: e.SALE_KEY_RETENTION_HOURS,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    metrics: { port: e.METRICS_PORT },
     migrateOnStart: e.MIGRATE_ON_START === "1",
     reconcile: {
       schedule: e.RECONCILE_SCHEDULE as Record<JobName, string | null>,
@@ -414,6 +438,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         drainTimeoutMs: e.RECONCILE_DRAIN_TIMEOUT_SECONDS,
         pendingGraceMs: e.RECONCILE_PENDING_GRACE_SECONDS,
         outboxStuckMs: e.RECONCILE_OUTBOX_STUCK_SECONDS,
+        refundGraceMs: e.RECONCILE_REFUND_GRACE_SECONDS,
+        refundStuckMs: e.RECONCILE_REFUND_STUCK_SECONDS,
+        captureGraceMs: e.RECONCILE_CAPTURE_GRACE_SECONDS,
         retentionMs: e.RECONCILE_RETENTION_DAYS,
         runRetentionMs: e.RECONCILE_RUN_RETENTION_DAYS,
         saleKeyRetentionMs: e.SALE_KEY_RETENTION_HOURS,

@@ -10,11 +10,13 @@ export const AUDIT_ACTIONS = {
   ORDER_CONFIRMED: "an admin confirmed the order",
   ORDER_SHIPPED: "an admin marked the order shipped",
   ORDER_CANCELLED: "an admin cancelled the order",
-  ORDER_REFUNDED: "an admin refunded the order",
+  ORDER_REFUNDED: "an admin refunded the order (before refunds went through the provider)",
+  ORDER_REFUND_REQUESTED:
+    "an admin asked for the order's refund; REFUNDED once the provider confirms",
   ORDER_PAID: "the pending job found the payment succeeded: PENDING → PAID",
   ORDER_EXPIRED: "the pending job found no payment in the window: PENDING → EXPIRED",
-  PAYMENT_MISMATCH: "a payment whose amount or currency differs from the order",
-  PAYMENT_ALREADY_PAID: "a second payment for an order already paid",
+  PAYMENT_MISMATCH: "a payment whose amount or currency differs from the order: refunded",
+  PAYMENT_ALREADY_PAID: "a second payment for an order already paid: refunded",
   PAYMENT_LATE_REFUND_REQUESTED: "a payment for an order that cannot take it: refund requested",
   PARKED_PAYMENT_FINISHED: "the pending job applied or refunded a parked payment",
   MESSAGE_DEAD_LETTERED: "a message was moved to its dead-letter topic",
@@ -25,7 +27,22 @@ export const AUDIT_ACTIONS = {
   RESERVATION_RELEASED: "the expiry job released a reservation that never became an order",
   IDEMPOTENCY_PROCESSING_FINISHED: "the orders job finished a log row stuck in PROCESSING",
   STOCK_CORRECTED: "the stock job corrected a SKU's available units in Redis",
+  REFUND_RESENT: "the payments job sent again a refund left REQUESTED",
+  REFUND_SETTLED: "the payments job recorded a stuck refund's outcome from the provider's records",
+  PAYMENT_RECORDED: "the payments job applied a capture the provider has and we never recorded",
+  ORPHAN_PAYMENT_REFUNDED: "the payments job refunded a capture for an order we never had",
+  SURPLUS_REFUNDED: "the payments job refunded payments an order holds but does not keep",
+  REFUND_RETRIED: "an operator asked again for a refund the provider had refused",
   GATE_REBUILT: "the stock job rebuilt a sale's Redis gate from MySQL",
+  TOKEN_CREATED: "an operator created a named admin token (its scopes; never its secret)",
+  TOKEN_REVOKED: "an operator revoked a named admin token",
+  RECONCILE_RUN_REQUESTED: "an operator started a reconcile run over the admin API",
+  FINDING_ACKNOWLEDGED: "an operator acknowledged a reconcile finding",
+  FINDING_RESOLVED: "an operator marked a reconcile finding resolved",
+  FINDING_SUPPRESSED: "an operator suppressed a reconcile finding",
+  REPAIR_PLANNED: "an operator planned a repair (its dry-run diff)",
+  REPAIR_APPROVED: "a second operator approved a risky repair",
+  REPAIR_APPLIED: "an operator applied a planned repair (on the entity it changed)",
 } as const;
 export type AuditAction = keyof typeof AUDIT_ACTIONS;
 
@@ -38,8 +55,16 @@ export const AUDIT_ENTITY_TYPES = [
   "idempotency",
   "outbox",
   "message",
+  // Money: a captured payment (entity id: the provider's payment id) and a refund (our id).
+  "payment",
+  "refund",
   // The chain itself: the audit job's finding when a verify fails (entity id: the row's seq).
   "audit",
+  // Operator actions: a token (id: its name), a reconcile run (its id), a finding (its id).
+  "token",
+  "reconcile_run",
+  "finding",
+  "repair",
 ] as const;
 export type AuditEntityType = (typeof AUDIT_ENTITY_TYPES)[number];
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { and, asc, eq, gt, gte, inArray, like, max, or, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, gte, inArray, like, lt, max, or, type SQL } from "drizzle-orm";
 import { canonicalJson } from "../canonical_json";
 import type { Db, Tx } from "../db/client";
 import {
@@ -430,6 +430,10 @@ export interface AuditQuery {
   action?: string;
   runId?: number;
   since?: Date;
+  /** Rows strictly before this time. */
+  until?: Date;
+  /** Rows after this seq (a page's last seq: the next page). */
+  afterSeq?: number;
   limit?: number;
 }
 
@@ -450,6 +454,8 @@ export async function queryAudit(db: Db, q: AuditQuery): Promise<AuditRow[]> {
   if (q.action) filters.push(eq(auditLog.action, q.action));
   if (q.runId !== undefined) filters.push(eq(auditLog.runId, q.runId));
   if (q.since) filters.push(gte(auditLog.at, q.since));
+  if (q.until) filters.push(lt(auditLog.at, q.until));
+  if (q.afterSeq !== undefined) filters.push(gt(auditLog.seq, q.afterSeq));
   return db
     .select()
     .from(auditLog)

@@ -1,3 +1,4 @@
+import { diagnoseOrder } from "../orders/diagnosis";
 import { orderTimeline } from "../orders/timeline";
 import { describeTarget, EXIT, NotFoundError, runCli, table, UsageError } from "./support";
 
@@ -7,8 +8,10 @@ Tells what happened to one order, oldest first, from every place that records it
 reservation in Redis, its status changes, payment callbacks and what was done with each, the
 consumers' log rows (retries, failures), its outbox events (published or not), audit rows and
 the reconcilers' findings. An order neither MySQL nor Redis knows exits 66.
+Ends with a diagnosis: consistent, in flight, or stuck where, and what fixes it (the job that
+will, or the repair to plan). The same over HTTP: GET /admin/v1/orders/ORDER_ID/timeline.
 --json prints {"target": …, "order": …, "reservationInRedis": …, "entries": [{at, source,
-what, ref}]}.`;
+what, ref}], "diagnosis": {state, where, detail, fix}}.`;
 
 const OPTIONS = { json: { type: "boolean" } } as const;
 
@@ -25,8 +28,13 @@ await runCli(
     if (!timeline) {
       throw new NotFoundError(`no order ${orderId} in ${describeTarget(target)}`);
     }
+    const diagnosis = await diagnoseOrder(
+      services.database.db,
+      timeline,
+      services.config.reconcile.settings,
+    );
     if (values.json) {
-      console.log(JSON.stringify({ target, ...timeline }));
+      console.log(JSON.stringify({ target, ...timeline, diagnosis }));
       return EXIT.ok;
     }
     const { order } = timeline;
@@ -42,6 +50,9 @@ await runCli(
         ["at", "source", "what", "from"],
         timeline.entries.map((e) => [e.at, e.source, e.what, e.ref]),
       ),
+    );
+    console.log(
+      `\ndiagnosis: ${diagnosis.state}${diagnosis.where ? ` at ${diagnosis.where}` : ""}: ${diagnosis.detail}${diagnosis.fix ? `\nfix: ${diagnosis.fix}` : ""}`,
     );
     return EXIT.ok;
   },

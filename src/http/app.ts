@@ -1,19 +1,45 @@
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { AppError } from "../errors";
 import type { Services } from "../services";
+import { isTransientStoreError } from "../store_errors";
 import { allowedMethods } from "./allowed_methods";
 import type { App, AppEnv } from "./env";
+import { serveOpenApi } from "./openapi";
+import { describeExistingRoutes } from "./openapi_existing";
 import { problemResponse } from "./problem";
 import { rateLimitHeaders, ratePerAddress } from "./rate_limit";
 import { REQUEST_ID_HEADER, resolveRequestId } from "./request_id";
+import { requestMetrics } from "./request_metrics";
+import { registerAdminV1AuditExport } from "./routes/admin_v1_audit_export";
+import { registerAdminV1AuditList } from "./routes/admin_v1_audit_list";
+import { registerAdminV1AuditVerify } from "./routes/admin_v1_audit_verify";
+import { registerAdminV1DlqList } from "./routes/admin_v1_dlq_list";
+import { registerAdminV1OrdersTimeline } from "./routes/admin_v1_orders_timeline";
 import { registerAdminV1OrdersTransition } from "./routes/admin_v1_orders_transition";
+import { registerAdminV1ReconcileFindingsList } from "./routes/admin_v1_reconcile_findings_list";
+import { registerAdminV1ReconcileFindingsReview } from "./routes/admin_v1_reconcile_findings_review";
+import { registerAdminV1ReconcileRunsCreate } from "./routes/admin_v1_reconcile_runs_create";
+import { registerAdminV1ReconcileRunsGet } from "./routes/admin_v1_reconcile_runs_get";
+import { registerAdminV1ReconcileRunsList } from "./routes/admin_v1_reconcile_runs_list";
+import { registerAdminV1RefundsRetry } from "./routes/admin_v1_refunds_retry";
+import { registerAdminV1RepairsApply } from "./routes/admin_v1_repairs_apply";
+import { registerAdminV1RepairsApprove } from "./routes/admin_v1_repairs_approve";
+import { registerAdminV1RepairsCreate } from "./routes/admin_v1_repairs_create";
+import { registerAdminV1RepairsGet } from "./routes/admin_v1_repairs_get";
+import { registerAdminV1RepairsList } from "./routes/admin_v1_repairs_list";
 import { registerAdminV1SalesCreate } from "./routes/admin_v1_sales_create";
+import { registerAdminV1TokensCreate } from "./routes/admin_v1_tokens_create";
+import { registerAdminV1TokensList } from "./routes/admin_v1_tokens_list";
+import { registerAdminV1TokensRevoke } from "./routes/admin_v1_tokens_revoke";
+import { registerDocs } from "./routes/docs";
 import { registerHealthz } from "./routes/healthz";
+import { registerMetrics } from "./routes/metrics";
 import { registerReadyz } from "./routes/readyz";
 import { registerV1OrdersCreate } from "./routes/v1_orders_create";
 import { registerV1OrdersGet } from "./routes/v1_orders_get";
+import { registerV1PaymentsRefundWebhook } from "./routes/v1_payments_refund_webhook";
 import { registerV1PaymentsWebhook } from "./routes/v1_payments_webhook";
 import { registerV1SalesStock } from "./routes/v1_sales_stock";
 
@@ -31,10 +57,11 @@ export interface AppOptions {
  * serves it with Bun.serve.
  */
 export function createApp(services: Services, options: AppOptions = {}): App {
-  const app = new Hono<AppEnv>();
+  const app = new OpenAPIHono<AppEnv>();
   const draining = options.draining ?? (() => false);
   const log = services.logger.child({ component: "http" });
 
+  app.use("*", requestMetrics); // first: it times and counts every answer, errors too
   app.use("*", async (c, next) => {
     const requestId = resolveRequestId(c.req.header(REQUEST_ID_HEADER));
     c.set("services", services);
@@ -69,12 +96,36 @@ export function createApp(services: Services, options: AppOptions = {}): App {
 
   registerHealthz(app);
   registerReadyz(app);
+  registerMetrics(app);
   registerV1OrdersCreate(app, services.config);
   registerV1OrdersGet(app, services.config);
   registerV1SalesStock(app);
   registerV1PaymentsWebhook(app);
+  registerV1PaymentsRefundWebhook(app);
   registerAdminV1SalesCreate(app);
   registerAdminV1OrdersTransition(app);
+  registerAdminV1RefundsRetry(app);
+  registerAdminV1OrdersTimeline(app);
+  registerAdminV1TokensCreate(app);
+  registerAdminV1TokensList(app);
+  registerAdminV1TokensRevoke(app);
+  registerAdminV1ReconcileRunsCreate(app);
+  registerAdminV1ReconcileRunsList(app);
+  registerAdminV1ReconcileRunsGet(app);
+  registerAdminV1ReconcileFindingsList(app);
+  registerAdminV1ReconcileFindingsReview(app);
+  registerAdminV1AuditList(app);
+  registerAdminV1AuditExport(app);
+  registerAdminV1AuditVerify(app);
+  registerAdminV1RepairsCreate(app);
+  registerAdminV1RepairsList(app);
+  registerAdminV1RepairsGet(app);
+  registerAdminV1RepairsApprove(app);
+  registerAdminV1RepairsApply(app);
+  registerAdminV1DlqList(app);
+  describeExistingRoutes(app);
+  registerDocs(app);
+  serveOpenApi(app);
 
   app.notFound((c) => {
     const context = { instance: c.req.path, requestId: c.get("requestId") };
@@ -97,6 +148,19 @@ export function createApp(services: Services, options: AppOptions = {}): App {
     if (error instanceof AppError) return problemResponse(error, context);
     if (error instanceof HTTPException && error.status < 500) {
       return problemResponse(new AppError("VALIDATION", error.message), context);
+    }
+    // MySQL or Redis down, a lock wait timeout, a deadlock: the request was fine. Sending it
+    // again is safe (every write is conditional or keyed, so one whose commit was cut off and
+    // did land is answered as already done, e.g. 409 ILLEGAL_TRANSITION or 200 for a sale).
+    if (isTransientStoreError(error)) {
+      (c.get("log") ?? log).warn(
+        { err: error, method: c.req.method, path: c.req.path },
+        "a store is unavailable",
+      );
+      return problemResponse(
+        new AppError("STORE_UNAVAILABLE", undefined, {}, { "retry-after": "1" }),
+        context,
+      );
     }
     (c.get("log") ?? log).error(
       { err: error, method: c.req.method, path: c.req.path },

@@ -1,4 +1,5 @@
-import type { Hono } from "hono";
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Operator } from "../admin/tokens";
 import type { RateRule } from "../config";
 import type { Logger } from "../logger";
 import type { Services } from "../services";
@@ -28,7 +29,10 @@ export type AppEnv = {
     buyer?: string;
     /** Where this request stands under each rate policy it was counted against. */
     rateLimits?: RateState[];
+    /** The operator an admin route's token names (src/http/admin_auth.ts). */
+    operator?: Operator;
   };
 };
 
-export type App = Hono<AppEnv>;
+/** Hono with an OpenAPI registry: every route documents itself (src/http/openapi.ts). */
+export type App = OpenAPIHono<AppEnv>;

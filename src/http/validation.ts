@@ -118,3 +118,19 @@ export function jsonBody<S extends z.ZodType>(
 export function validHeaders<S extends z.ZodType>(schema: S) {
   return validator("header", (headers) => parseWith(schema, headers, headerPointer));
 }
+
+/** `query:limit` for the path `["limit"]` of a query schema. */
+export const queryPointer: Pointer = (path) => `query:${String(path[0] ?? "")}`;
+
+/**
+ * Validates the query string with `schema` (each parameter once, as a string) through Hono's
+ * `validator("query", …)`; a failing parameter is named `query:<name>`.
+ */
+export function validQuery<S extends z.ZodType>(schema: S) {
+  return validator("query", (query) => {
+    const single = Object.fromEntries(
+      Object.entries(query).map(([name, value]) => [name, Array.isArray(value) ? value[0] : value]),
+    );
+    return parseWith(schema, single, queryPointer) as z.output<S>;
+  });
+}

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Tx } from "../db/client";
 import type { ReconcileFinding, RunMode, RunStatus } from "../db/schema";
 import { DistributedLock } from "../lock/distributed_lock";
+import { reconcileFindings, reconcileRunDuration, reconcileRuns } from "../metrics/metrics";
 import type { PaymentProvider } from "../payments/provider";
 import type { Services } from "../services";
 import type { Finding, JobContext, ReconcileJob } from "./job";
@@ -28,6 +29,8 @@ export interface RunOptions {
   /** The singleton lock's TTL; the watchdog renews it every third of that. */
   lockTtlMs?: number;
   heartbeatMs?: number;
+  /** Called with the run's id once its row exists (the admin API answers 202 with it). */
+  onStart?: (runId: number) => void;
 }
 
 export type RunReport =
@@ -69,16 +72,20 @@ export async function runJob(
     await sleep(250);
     lock = await locks.tryAcquire(resource);
   }
-  if (!lock)
+  if (!lock) {
+    reconcileRuns.inc({ job: job.name, mode: options.mode, outcome: "SKIPPED" });
     return { job: job.name, skipped: true, reason: "another run of this job holds its lock" };
+  }
 
   const held = lock;
   const log = services.logger.child({ component: `reconcile:${job.name}` });
   try {
     const runId = await startRun(db, { job: job.name, mode: options.mode, instance: INSTANCE });
+    options.onStart?.(runId);
     const abandoned = await abandonDeadRuns(db, job.name, runId);
     if (abandoned.length > 0) log.warn({ abandoned }, "earlier runs died; marked ABANDONED");
     const counts: Record<string, number> = {};
+    const timer = reconcileRunDuration.startTimer({ job: job.name });
     const beat = setInterval(
       () => void heartbeat(db, runId).catch(() => {}),
       options.heartbeatMs ?? 5_000,
@@ -101,6 +108,7 @@ export async function runJob(
       async record(finding: Finding, tx?: Tx) {
         await insertFinding(tx ?? db, runId, finding);
         counts[`finding:${finding.kind}`] = (counts[`finding:${finding.kind}`] ?? 0) + 1;
+        reconcileFindings.inc({ job: job.name, kind: finding.kind, action: finding.action });
         if (finding.action === "REPAIRED") counts.repaired = (counts.repaired ?? 0) + 1;
         if (finding.action === "FAILED") counts.failed = (counts.failed ?? 0) + 1;
       },
@@ -120,6 +128,8 @@ export async function runJob(
       clearInterval(beat);
     }
     await finishRun(db, runId, { status, counts, ...(error ? { error } : {}) });
+    timer();
+    reconcileRuns.inc({ job: job.name, mode: options.mode, outcome: status });
     return {
       job: job.name,
       skipped: false,

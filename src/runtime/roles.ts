@@ -4,6 +4,7 @@ import { paymentCompletedConsumer } from "../consumers/payment_completed";
 import { refundConsumer } from "../consumers/refund_requested";
 import { stockReleaseConsumer } from "../consumers/stock_release";
 import { httpServer } from "../http/server";
+import { metricsServer } from "../metrics/server";
 import { outboxRelay } from "../outbox/relay";
 import { paymentProviderFor } from "../payments/providers";
 import { reconcileScheduler } from "../reconcile/scheduler";
@@ -25,6 +26,8 @@ export function componentsFor(
   draining: () => boolean,
 ): Component[] {
   const components: Component[] = [];
+  // First up and last down, whatever the roles: a scrape still answers while the others stop.
+  if (services.config.metrics.port > 0) components.push(metricsServer(services));
   for (const role of roles) {
     switch (role) {
       case "api":

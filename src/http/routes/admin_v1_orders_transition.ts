@@ -6,7 +6,8 @@ import { AppError } from "../../errors";
 import { LIMITS } from "../../limits";
 import { transitionOrder } from "../../orders/state_machine";
 import type { OrderStatus } from "../../orders/status";
-import { ADMIN_ACTOR, requireAdmin } from "../admin_auth";
+import { requestOrderRefund } from "../../payments/refunds";
+import { operatorOf, requireScope } from "../admin_auth";
 import type { App } from "../env";
 import { jsonBody } from "../validation";
 
@@ -26,13 +27,17 @@ const TransitionBody = z.strictObject({
 
 /**
  * POST /admin/v1/orders/{orderId}/{confirm|ship|cancel|refund} with an optional
- * `{reason}`: one state-machine transition. 200 {orderId, from, to, version}; 404
- * UNKNOWN_ORDER or NOT_FOUND for another action; 409 ILLEGAL_TRANSITION (nothing changes).
+ * `{reason}`. confirm, ship, cancel: one state-machine transition, 200 {orderId, from, to,
+ * version}. refund: money first — a refund of the order's captured payment is created and sent
+ * to the provider (the refund consumer); the order stays as it is until the provider confirms,
+ * then becomes REFUNDED. 202 {orderId, status, refund: {refundId, status, amountCents,
+ * currency}}. 404 UNKNOWN_ORDER or NOT_FOUND for another action; 409 ILLEGAL_TRANSITION,
+ * NO_CAPTURED_PAYMENT or REFUND_PENDING (nothing changes). The audit row commits with the change.
  */
 export function registerAdminV1OrdersTransition(app: App) {
   app.post(
     "/admin/v1/orders/:orderId/:action",
-    requireAdmin(),
+    requireScope("orders:write"),
     validator("param", ({ orderId = "", action = "" }) => {
       if (!isAction(action)) throw new AppError("NOT_FOUND", `no action ${action}`);
       return { orderId, to: ACTIONS[action] };
@@ -42,15 +47,53 @@ export function registerAdminV1OrdersTransition(app: App) {
       const { orderId, to } = c.req.valid("param");
       const { reason } = c.req.valid("json");
       const services = c.get("services");
+      const { actor } = operatorOf(c);
+      if (to === "REFUNDED") {
+        const requested = await services.database.db.transaction(async (tx) => {
+          const { refund, orderStatus } = await requestOrderRefund(tx, orderId, {
+            actor,
+            ...(reason ? { reason } : {}),
+          });
+          await appendAudit(tx, {
+            actor,
+            action: "ORDER_REFUND_REQUESTED" satisfies AuditAction,
+            entityType: "order" satisfies AuditEntityType,
+            entityId: orderId,
+            before: { status: orderStatus },
+            after: {
+              status: orderStatus,
+              refundId: refund.id,
+              amountCents: refund.amountCents,
+              currency: refund.currency,
+            },
+            ...(reason ? { reason } : {}),
+            correlationId: `refund:${refund.id}`,
+          });
+          return { refund, orderStatus };
+        });
+        return c.json(
+          {
+            orderId,
+            status: requested.orderStatus,
+            refund: {
+              refundId: requested.refund.id,
+              status: requested.refund.status,
+              amountCents: requested.refund.amountCents,
+              currency: requested.refund.currency,
+            },
+          },
+          202,
+        );
+      }
       const result = await services.database.db.transaction(async (tx) => {
         const changed = await transitionOrder(tx, {
           orderId,
           to,
-          actor: ADMIN_ACTOR,
+          actor,
           ...(reason ? { reason } : {}),
         });
         await appendAudit(tx, {
-          actor: ADMIN_ACTOR,
+          actor,
           action: `ORDER_${to}` satisfies AuditAction,
           entityType: "order" satisfies AuditEntityType,
           entityId: changed.orderId,

@@ -1,6 +1,6 @@
 import { SaleDefinition } from "../../sales/definition";
 import { createSale } from "../../sales/sales";
-import { ADMIN_ACTOR, requireAdmin } from "../admin_auth";
+import { operatorOf, requireScope } from "../admin_auth";
 import type { App } from "../env";
 import { jsonBody } from "../validation";
 
@@ -14,7 +14,7 @@ export const saleLocation = (saleId: string) => `/v1/sales/${saleId}/stock`;
  * the sale's public resource, so a client retrying a POST whose 201 it lost finds it the same way.
  */
 export function registerAdminV1SalesCreate(app: App) {
-  app.post("/admin/v1/sales", requireAdmin(), jsonBody(SaleDefinition), async (c) => {
+  app.post("/admin/v1/sales", requireScope("sales:write"), jsonBody(SaleDefinition), async (c) => {
     const services = c.get("services");
     const { created, sale } = await createSale(
       {
@@ -24,7 +24,7 @@ export function registerAdminV1SalesCreate(app: App) {
         keyRetentionMs: services.config.saleKeyRetentionMs,
       },
       c.req.valid("json"),
-      ADMIN_ACTOR,
+      operatorOf(c).actor,
     );
     c.header("location", saleLocation(sale.saleId));
     return c.json(
