@@ -23,6 +23,8 @@ export const outbox = mysqlTable(
   (t) => [
     uniqueIndex("outbox_event_uq").on(t.eventId),
     index("outbox_unsent_ix").on(t.sentAt, t.id),
+    // One order's events (the order timeline), instead of a scan of up to a week of rows.
+    index("outbox_key_ix").on(t.messageKey),
   ],
 );
 

@@ -38,6 +38,9 @@ export const payments = mysqlTable(
     index("payments_order_ix").on(t.orderId),
     // The payments job's incremental scope: payments recorded since its last run.
     index("payments_recorded_ix").on(t.recordedAt),
+    // The pending job's parked payments (AWAITING_ORDER) and the metrics' count of them, paged
+    // by (received_at, event_id): without it every run scanned the whole table, kept for good.
+    index("payments_outcome_ix").on(t.outcome, t.receivedAt, t.eventId),
   ],
 );
 
