@@ -31,7 +31,9 @@ describe("migrations (drizzle migrate() on the real server)", () => {
       "audit_checkpoints",
       "audit_head",
       "audit_log",
+      "finding_reviews",
       "idempotency_log",
+      "operator_tokens",
       "order_items",
       "order_status_history",
       "orders",
@@ -39,6 +41,8 @@ describe("migrations (drizzle migrate() on the real server)", () => {
       "payments",
       "reconcile_findings",
       "reconcile_runs",
+      "refunds",
+      "repairs",
       "sale_skus",
       "sales",
     ]);
