@@ -3,7 +3,7 @@ import { and, eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { paymentCompletedConsumer } from "../src/consumers/payment_completed";
 import { refundConsumer } from "../src/consumers/refund_requested";
-import { auditLog, orderStatusHistory, orders, reconcileFindings } from "../src/db/schema";
+import { auditLog, orderStatusHistory, reconcileFindings } from "../src/db/schema";
 import { LIMITS } from "../src/limits";
 import { stockJob } from "../src/reconcile/jobs/stock";
 import { orderLifecycle } from "./support/components";
