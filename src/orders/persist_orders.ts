@@ -1,7 +1,7 @@
 import { and, eq, inArray } from "drizzle-orm";
 import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
-import type { Tx } from "../db/client";
+import type { DbOrTx, Tx } from "../db/client";
 import {
   idempotencyLog,
   orderItems,
@@ -10,7 +10,7 @@ import {
   saleSkus,
   sales,
 } from "../db/schema";
-import type { OrderCreatedEvent } from "../events/order_created";
+import { type OrderCreatedEvent, orderCreatedEventId } from "../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
 import { hashIdempotencyKey } from "./idempotency_keys";
 import type { OrderStatus } from "./status";
@@ -247,4 +247,23 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
   }
 
   return inputs.map((i) => outcomes.get(i.event.orderId) as PersistOutcome);
+}
+
+/**
+ * The order_created consumer's log row status for one order: DONE (written), FAILED (refused,
+ * or its reservation released: the order can never be created), PROCESSING, or undefined
+ * (no message processed yet). Read by the payment path and the repairs that must know
+ * whether an order may still come.
+ */
+export async function orderCreatedLogStatus(db: DbOrTx, orderId: string) {
+  const [row] = await db
+    .select({ status: idempotencyLog.status })
+    .from(idempotencyLog)
+    .where(
+      and(
+        eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+        eq(idempotencyLog.eventId, orderCreatedEventId(orderId)),
+      ),
+    );
+  return row?.status;
 }

@@ -9,9 +9,9 @@ import {
   payments,
   type RefundCause,
 } from "../db/schema";
-import { orderCreatedEventId } from "../events/order_created";
 import { type PaymentCompletedEvent, paymentEventId } from "../events/payment_completed";
-import { ORDER_CREATED_CONSUMER, PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
+import { PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
+import { orderCreatedLogStatus } from "../orders/persist_orders";
 import { transitionOrder } from "../orders/state_machine";
 import { requestRefund } from "./refunds";
 
@@ -71,7 +71,10 @@ export async function applyPayment(
   if (recorded) return undefined;
 
   const order = await lockOrderForPayment(tx, event.orderId);
-  if (!order && !(await orderNeverCreated(tx, event.orderId))) {
+  // An order whose order_created is logged FAILED can never be created (the order consumer
+  // never creates one over a FAILED row): its payment is decided now, not left to hold the
+  // partition while it waits for the order.
+  if (!order && (await orderCreatedLogStatus(tx, event.orderId)) !== "FAILED") {
     throw new OrderNotYetPersisted(event.orderId);
   }
 
@@ -142,24 +145,6 @@ async function lockOrderForPayment(tx: Tx, orderId: string): Promise<OrderForPay
     .where(eq(orders.id, orderId))
     .for("update");
   return order ?? null;
-}
-
-/**
- * True when the order's order_created event is logged FAILED: final, since the order consumer
- * never creates an order over a FAILED row (its late message only gives its units back). Such
- * a payment is decided now; waiting for the order would only hold its partition.
- */
-async function orderNeverCreated(tx: Tx, orderId: string): Promise<boolean> {
-  const [row] = await tx
-    .select({ status: idempotencyLog.status })
-    .from(idempotencyLog)
-    .where(
-      and(
-        eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
-        eq(idempotencyLog.eventId, orderCreatedEventId(orderId)),
-      ),
-    );
-  return row?.status === "FAILED";
 }
 
 /** The refund each outcome owes (a successful payment that its order does not keep). */

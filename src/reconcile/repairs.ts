@@ -3,18 +3,10 @@ import { v7 as uuidv7 } from "uuid";
 import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
 import type { Db, Tx } from "../db/client";
-import {
-  idempotencyLog,
-  orderItems,
-  orders,
-  type Repair,
-  type RepairStatus,
-  repairs,
-} from "../db/schema";
+import { orderItems, orders, type Repair, type RepairStatus, repairs } from "../db/schema";
 import { AppError } from "../errors";
-import { orderCreatedEventId } from "../events/order_created";
-import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
 import { DistributedLock } from "../lock/distributed_lock";
+import { orderCreatedLogStatus } from "../orders/persist_orders";
 import { canTransition, releasesStock, transitionOrder } from "../orders/state_machine";
 import type { OrderStatus } from "../orders/status";
 import { findReservation, type Reservation } from "../sales/reservations";
@@ -183,16 +175,7 @@ async function replayable(
   if (!saleId || !reservation) {
     return { refused: `Redis holds no reservation of order ${orderId}: nothing to replay from` };
   }
-  const [logged] = await db
-    .select({ status: idempotencyLog.status })
-    .from(idempotencyLog)
-    .where(
-      and(
-        eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
-        eq(idempotencyLog.eventId, orderCreatedEventId(orderId)),
-      ),
-    );
-  if (logged?.status === "DONE") {
+  if ((await orderCreatedLogStatus(db, orderId)) === "DONE") {
     return {
       refused: `the consumer's log says order ${orderId} was written, but MySQL lacks it: a replay would be refused as a duplicate (a person must look)`,
     };

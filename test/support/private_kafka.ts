@@ -62,14 +62,15 @@ export function privateBrokerConfig(broker: {
   });
 }
 
-export async function createPrivateKafka(): Promise<PrivateKafka> {
+/**
+ * The command line of a test broker's JVM (`java ...args`): small heap, warnings only (plus the
+ * line that says a node started), the jars `./scripts/services up` fetched. Writes its log4j
+ * file into `dir`. `jvm`: extra JVM options.
+ */
+export function brokerJava(dir: string, jvm: string[] = []): (args: string[]) => string[] {
   if (!existsSync(LIBS)) {
     throw new Error("Kafka jars are missing in .kafka/libs: run ./scripts/services up first");
   }
-  const dir = mkdtempSync(join(tmpdir(), "fs-private-kafka-"));
-  const [port, controllerPort] = [await freePort(), await freePort()];
-  const config = join(dir, "server.properties");
-  writeFileSync(config, privateBrokerConfig({ port, controllerPort, dataDir: join(dir, "data") }));
   const log4j = join(dir, "log4j.properties");
   writeFileSync(
     log4j,
@@ -82,14 +83,23 @@ export async function createPrivateKafka(): Promise<PrivateKafka> {
       "",
     ].join("\n"),
   );
-  const java = (args: string[]) => [
+  return (args) => [
     "-Xmx256m",
     "-Xms128m",
+    ...jvm,
     `-Dlog4j.configuration=file:${log4j}`,
     "-cp",
     `${LIBS}/*`,
     ...args,
   ];
+}
+
+export async function createPrivateKafka(): Promise<PrivateKafka> {
+  const dir = mkdtempSync(join(tmpdir(), "fs-private-kafka-"));
+  const [port, controllerPort] = [await freePort(), await freePort()];
+  const config = join(dir, "server.properties");
+  writeFileSync(config, privateBrokerConfig({ port, controllerPort, dataDir: join(dir, "data") }));
+  const java = brokerJava(dir);
   mkdirSync(join(dir, "data"));
   // Formatting once failed in CI with exit 1 and no visible reason (the output was thrown
   // away): keep the output for the error, and try again, since nothing else has used the dir.

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { and, asc, eq, gte, inArray, lt } from "drizzle-orm";
 import type { AuditAction } from "../../audit/actions";
 import {
-  idempotencyLog,
   orders,
   type Payment,
   type PaymentOutcome,
@@ -12,8 +11,7 @@ import {
   type RefundStatus,
   refunds,
 } from "../../db/schema";
-import { orderCreatedEventId } from "../../events/order_created";
-import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
+import { orderCreatedLogStatus } from "../../orders/persist_orders";
 import type { OrderStatus } from "../../orders/status";
 import { applyPayment } from "../../payments/apply_payment";
 import type { ProviderCapture, ProviderRecords } from "../../payments/provider";
@@ -392,15 +390,7 @@ async function recordCapture(ctx: JobContext, capture: ProviderCapture) {
     .select({ id: orders.id })
     .from(orders)
     .where(eq(orders.id, capture.orderId));
-  const [logged] = await db
-    .select({ status: idempotencyLog.status })
-    .from(idempotencyLog)
-    .where(
-      and(
-        eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
-        eq(idempotencyLog.eventId, orderCreatedEventId(capture.orderId)),
-      ),
-    );
+  const logged = await orderCreatedLogStatus(db, capture.orderId);
   const reserved = await ctx.services.redis.exists(ctx.services.keys.orderLocator(capture.orderId));
   const money = `${capture.amountCents} ${capture.currency}`;
   const event = {
@@ -420,7 +410,7 @@ async function recordCapture(ctx: JobContext, capture: ProviderCapture) {
     actor: ctx.actor,
   };
 
-  if (order || logged?.status === "FAILED") {
+  if (order || logged === "FAILED") {
     const finding = {
       entityType: "payment" as const,
       entityId: capture.paymentId,
