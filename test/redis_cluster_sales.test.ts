@@ -170,6 +170,23 @@ describe("sales on a 3-master Redis Cluster", () => {
     // Let a third of the buyers in first, so the slot holds many keys (one record per order).
     while (answers.length < buyers / 3) await new Promise((r) => setTimeout(r, 10));
     moving = true;
+    // Readers of the sale's keys for the whole move: once a key has gone to the target and
+    // before the slot is handed over, the source answers ASK for it. The buyers alone can
+    // finish before the first key moves on a busy machine, and then no ASK is ever seen.
+    const k = world.services.keys.sale(sale.saleId);
+    const reading = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (moving) {
+          await Promise.all([
+            world.services.redis.hgetall(k.meta),
+            world.services.redis.hgetall(k.stock),
+            world.services.redis.hlen(k.reservations),
+            world.services.redis.hlen(k.userUnits),
+            world.services.redis.zcard(k.expiries),
+          ]);
+        }
+      }),
+    );
     const moved = await theCluster().redisCli([
       "--cluster",
       "reshard",
@@ -185,7 +202,7 @@ describe("sales on a 3-master Redis Cluster", () => {
       "--cluster-yes",
     ]);
     moving = false;
-    await ordering;
+    await Promise.all([ordering, reading]);
     expect(moved.output).toContain(`Moving slot ${firstSlot} from`);
     expect(moved.code).toBe(0);
 
@@ -207,7 +224,6 @@ describe("sales on a 3-master Redis Cluster", () => {
     expect(new Set(refused.map((a) => a.code))).toEqual(new Set(["SOLD_OUT"]));
 
     // Nothing lost or doubled: the gate, the reservations and MySQL agree with the 202s.
-    const k = world.services.keys.sale(sale.saleId);
     expect(await world.services.redis.hget(k.stock, "A")).toBe("0");
     const acceptedIds = accepted.map((a) => a.orderId as string);
     expect(new Set(acceptedIds).size).toBe(units);
