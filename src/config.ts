@@ -131,19 +131,33 @@ export interface RateRule {
   limit: number;
   windowMs: number;
 }
+/**
+ * Reads "N/Ws" or "off" (null); undefined when the text is neither. Also the form a sale's own
+ * per-user request rate takes in its Redis meta hash (src/sales/request_rate.ts).
+ */
+export function parseRateRule(value: string): RateRule | null | undefined {
+  if (value === "off") return null;
+  const match = /^(\d{1,7})\/(\d{1,5})s$/.exec(value);
+  const limit = Number(match?.[1]);
+  const windowSeconds = Number(match?.[2]);
+  if (!match || limit < 1 || windowSeconds < 1) return undefined;
+  return { limit, windowMs: windowSeconds * 1000 };
+}
+
+/** The inverse of parseRateRule (windows of whole seconds). */
+export const formatRateRule = (rule: RateRule | null): string =>
+  rule ? `${rule.limit}/${Math.round(rule.windowMs / 1000)}s` : "off";
+
 const rateRule = z
   .string()
   .trim()
   .transform((value, ctx): RateRule | null => {
-    if (value === "off") return null;
-    const match = /^(\d{1,7})\/(\d{1,5})s$/.exec(value);
-    const limit = Number(match?.[1]);
-    const windowSeconds = Number(match?.[2]);
-    if (!match || limit < 1 || windowSeconds < 1) {
+    const rule = parseRateRule(value);
+    if (rule === undefined) {
       ctx.addIssue({ code: "custom", message: `"${value}" is not N/Ws (e.g. 20/1s) or off` });
       return z.NEVER;
     }
-    return { limit, windowMs: windowSeconds * 1000 };
+    return rule;
   });
 
 const EnvSchema = z
@@ -235,6 +249,9 @@ const EnvSchema = z
     // The payments job: a refund REQUESTED this long is re-sent; one SENT this long is looked
     // up at the provider; a capture this old must be recorded by us (or its order exist).
     RECONCILE_REFUND_GRACE_SECONDS: seconds.prefault(60),
+    // A payment request REQUESTING, missing for a PENDING order, or live for an order that
+    // left PENDING, for this long (doubled per provider call made), is the payments job's.
+    RECONCILE_PAYMENT_REQUEST_GRACE_SECONDS: seconds.prefault(60),
     RECONCILE_REFUND_STUCK_SECONDS: seconds.prefault(900),
     RECONCILE_CAPTURE_GRACE_SECONDS: seconds.prefault(300),
     RECONCILE_RETENTION_DAYS: positiveInt
@@ -258,6 +275,9 @@ const EnvSchema = z
     // Where the stuck-PENDING job asks what happened to a payment (GET <url>/payments/<orderId>).
     // Unset: it goes by the payment callbacks recorded in MySQL.
     PAYMENT_PROVIDER_URL: url(["http:", "https:"]).optional(),
+    // Each order asks the provider for a payment session (src/payments/payment_requests.ts).
+    // Unset: on when PAYMENT_PROVIDER_URL is set (only a provider's API can open sessions).
+    PAYMENT_REQUESTS: z.enum(["on", "off"]).optional(),
     // Signs the audit chain's checkpoints (src/audit/checkpoints.ts). Kept out of the database
     // on purpose. Unset: no checkpoint is written or checked, and `audit verify` says so.
     AUDIT_CHECKPOINT_KEY: z.string().min(32, "must be at least 32 characters").optional(),
@@ -343,6 +363,7 @@ export interface Config {
       pendingGraceMs: number;
       outboxStuckMs: number;
       refundGraceMs: number;
+      paymentRequestGraceMs: number;
       refundStuckMs: number;
       captureGraceMs: number;
       retentionMs: number;
@@ -353,6 +374,8 @@ export interface Config {
     };
   };
   paymentProviderUrl?: string;
+  /** Orders ask the provider for a payment session (PAYMENT_REQUESTS; default: with a provider). */
+  paymentRequests: boolean;
   /** HMAC key of the audit checkpoints; unset: checkpoints are neither written nor checked. */
   auditCheckpointKey?: string;
 }
@@ -439,6 +462,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         pendingGraceMs: e.RECONCILE_PENDING_GRACE_SECONDS,
         outboxStuckMs: e.RECONCILE_OUTBOX_STUCK_SECONDS,
         refundGraceMs: e.RECONCILE_REFUND_GRACE_SECONDS,
+        paymentRequestGraceMs: e.RECONCILE_PAYMENT_REQUEST_GRACE_SECONDS,
         refundStuckMs: e.RECONCILE_REFUND_STUCK_SECONDS,
         captureGraceMs: e.RECONCILE_CAPTURE_GRACE_SECONDS,
         retentionMs: e.RECONCILE_RETENTION_DAYS,
@@ -450,6 +474,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       },
     },
     ...(e.PAYMENT_PROVIDER_URL ? { paymentProviderUrl: e.PAYMENT_PROVIDER_URL } : {}),
+    paymentRequests: (e.PAYMENT_REQUESTS ?? (e.PAYMENT_PROVIDER_URL ? "on" : "off")) === "on",
     ...(e.AUDIT_CHECKPOINT_KEY ? { auditCheckpointKey: e.AUDIT_CHECKPOINT_KEY } : {}),
     ...(e.LOG_FORMAT ? { logFormat: e.LOG_FORMAT } : {}),
   };

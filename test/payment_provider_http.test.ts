@@ -1,9 +1,14 @@
 import { createServer, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { ProviderUnavailableError } from "../src/payments/provider";
+import { PaymentCallback } from "../src/events/payment_completed";
+import { ProviderUnavailableError, paymentRequestKey } from "../src/payments/provider";
 import { HttpPaymentProvider } from "../src/payments/providers";
-import { PaymentSimulator, type RefundSettings } from "../src/payments/simulator";
+import {
+  PaymentSimulator,
+  type RefundSettings,
+  type RequestSettings,
+} from "../src/payments/simulator";
 import { startSimulatorServer } from "../src/payments/simulator_server";
 
 // Store-free: HttpPaymentProvider against the simulator's HTTP server (and a few misbehaving
@@ -17,16 +22,29 @@ afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
 });
 
-/** A simulator served over HTTP, and the adapter that asks it. Callbacks go nowhere. */
-async function servedSimulator(settings: Partial<RefundSettings> = {}) {
+/**
+ * A simulator served over HTTP, and the adapter that asks it (with `timeoutMs`). Callbacks are
+ * answered 200 and land in `delivered`.
+ */
+async function servedSimulator(
+  settings: Partial<RefundSettings> = {},
+  requestSettings: Partial<RequestSettings> = {},
+  timeoutMs = 2_000,
+) {
+  const delivered: { path: string; body: string }[] = [];
   const simulator = new PaymentSimulator(
-    async () => new Response(null, { status: 200 }),
+    async (path, init) => {
+      delivered.push({ path, body: `${init.body}` });
+      return new Response(null, { status: 200 });
+    },
     "whsec-http-test-0123",
     settings,
+    requestSettings,
   );
   const server = await startSimulatorServer(simulator);
   closers.push(() => simulator.settled().then(server.close));
-  return { simulator, provider: new HttpPaymentProvider(server.url, 2_000), url: server.url };
+  const provider = new HttpPaymentProvider(server.url, timeoutMs);
+  return { simulator, provider, url: server.url, delivered };
 }
 
 /** A server that answers every request with `handler`: for the answers no provider should give. */
@@ -48,6 +66,15 @@ const refundOf = (paymentId: string, amountCents: number, idempotencyKey: string
   amountCents,
   currency: "EUR",
   idempotencyKey,
+});
+
+/** ORDER's payment request for 2500 EUR, payable for an hour. */
+const demandOf = (orderId = ORDER) => ({
+  orderId,
+  amountCents: 2500,
+  currency: "EUR",
+  expiresAt: new Date(Date.now() + 3_600_000),
+  idempotencyKey: paymentRequestKey(orderId),
 });
 
 /** The error a promise rejects with (fails the test if it resolves). */
@@ -234,5 +261,130 @@ describe("HttpPaymentProvider against the simulator's server", () => {
     }
     expect(refund.message).toMatch(/malformed/);
     expect(captures.message).toMatch(/not JSON/);
+  });
+});
+
+describe("HttpPaymentProvider: payment requests against the simulator's server", () => {
+  it("opens, reads and cancels a session; the same key answers the same session", async () => {
+    const { simulator, provider, url } = await servedSimulator();
+    const demand = demandOf();
+
+    const opened = await provider.createPaymentRequest(demand);
+    const again = await provider.createPaymentRequest(demand);
+
+    expect(opened).toEqual({
+      paymentRequestId: expect.stringMatching(/^ps_/),
+      orderId: ORDER,
+      url: `${url}/pay/${opened.paymentRequestId}`,
+      amountCents: 2500,
+      currency: "EUR",
+      expiresAt: demand.expiresAt.getTime(),
+      status: "open",
+    });
+    expect(again).toEqual(opened);
+    expect(await provider.paymentRequestStatus(opened.paymentRequestId)).toEqual(opened);
+
+    const cancelled = await provider.cancelPaymentRequest(opened.paymentRequestId);
+    expect(cancelled).toEqual({ ...opened, status: "cancelled" });
+    expect(await provider.cancelPaymentRequest(opened.paymentRequestId)).toEqual(cancelled);
+    expect(await provider.paymentRequestStatus(opened.paymentRequestId)).toEqual(cancelled);
+    expect(simulator.paymentRequestsOf(ORDER)).toEqual([cancelled]);
+  });
+
+  it("answers undefined for an unknown session, and refuses to cancel one (404)", async () => {
+    const { provider } = await servedSimulator();
+
+    expect(await provider.paymentRequestStatus("ps_unknown")).toBeUndefined();
+    const error = await rejectionOf(provider.cancelPaymentRequest("ps_unknown"));
+    expect(error).not.toBeInstanceOf(ProviderUnavailableError);
+    expect(error.message).toMatch(/answered 404/);
+  });
+
+  it("throws a plain error for a key reused for another order (409), opening nothing", async () => {
+    const { simulator, provider } = await servedSimulator();
+    await provider.createPaymentRequest(demandOf());
+
+    const error = await rejectionOf(
+      provider.createPaymentRequest({
+        ...demandOf(OTHER_ORDER),
+        idempotencyKey: paymentRequestKey(ORDER),
+      }),
+    );
+
+    expect(error).not.toBeInstanceOf(ProviderUnavailableError);
+    expect(error.message).toMatch(/answered 409/);
+    expect(simulator.paymentRequestsOf(OTHER_ORDER)).toEqual([]);
+  });
+
+  it("throws ProviderUnavailableError on a 503, then the same key opens one session", async () => {
+    const { simulator, provider } = await servedSimulator({}, { unavailableNext: 1 });
+
+    const error = await rejectionOf(provider.createPaymentRequest(demandOf()));
+    expect(error).toBeInstanceOf(ProviderUnavailableError);
+    expect(simulator.paymentRequests()).toEqual([]);
+
+    const opened = await provider.createPaymentRequest(demandOf());
+    expect(simulator.paymentRequestsOf(ORDER)).toEqual([opened]);
+  });
+
+  it("answers the session opened by a call that timed out when asked again with its key", async () => {
+    const { simulator, provider } = await servedSimulator({}, { answerDelayMs: 600 }, 200);
+
+    const error = await rejectionOf(provider.createPaymentRequest(demandOf()));
+    expect(error).toBeInstanceOf(ProviderUnavailableError);
+    const [opened] = simulator.paymentRequestsOf(ORDER); // the provider acted all the same
+    expect(opened?.status).toBe("open");
+
+    simulator.requestSettings.answerDelayMs = 0;
+    const retried = await provider.createPaymentRequest(demandOf());
+    expect(retried).toEqual(opened);
+    expect(simulator.paymentRequestsOf(ORDER)).toHaveLength(1);
+  });
+
+  it("serves the hosted page, where the buyer pays once; the callback names the session", async () => {
+    const { provider, delivered } = await servedSimulator();
+    const opened = await provider.createPaymentRequest(demandOf());
+
+    const page = await fetch(opened.url);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await page.text();
+    expect(html).toContain("25.00 EUR");
+    expect(html).toContain(ORDER);
+    expect(html).toContain('<form method="post"');
+
+    // As the page's form submits it.
+    const form = { method: "POST", body: new URLSearchParams({ status: "succeeded" }) };
+    const paid = await fetch(opened.url, form);
+    expect(paid.status).toBe(200);
+    expect(await paid.json()).toEqual({ accepted: true, callbackStatuses: [200] });
+
+    expect(delivered.map((d) => d.path)).toEqual(["/v1/payments/webhook"]);
+    const callback = PaymentCallback.parse(JSON.parse(delivered[0]?.body ?? ""));
+    expect(callback).toMatchObject({
+      orderId: ORDER,
+      status: "succeeded",
+      amountCents: 2500,
+      paymentRequestId: opened.paymentRequestId,
+    });
+    expect((await provider.paymentRequestStatus(opened.paymentRequestId))?.status).toBe("paid");
+
+    const twice = await fetch(opened.url, form);
+    expect(twice.status).toBe(409);
+    expect(await twice.json()).toEqual({ accepted: false, reason: "paid" });
+    expect(delivered).toHaveLength(1);
+    expect((await provider.records(ORDER)).captures).toHaveLength(1);
+  });
+
+  it("answers 404 on the hosted page of a session it never opened", async () => {
+    const { url } = await servedSimulator();
+
+    const page = await fetch(`${url}/pay/ps_unknown`);
+    const paid = await fetch(`${url}/pay/ps_unknown`, { method: "POST" });
+
+    expect(page.status).toBe(404);
+    await page.arrayBuffer();
+    expect(paid.status).toBe(404);
+    await paid.arrayBuffer();
   });
 });

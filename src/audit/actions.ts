@@ -18,6 +18,8 @@ export const AUDIT_ACTIONS = {
   PAYMENT_MISMATCH: "a payment whose amount or currency differs from the order: refunded",
   PAYMENT_ALREADY_PAID: "a second payment for an order already paid: refunded",
   PAYMENT_LATE_REFUND_REQUESTED: "a payment for an order that cannot take it: refund requested",
+  PAYMENT_UNKNOWN_SESSION:
+    "a payment through a session that is not its order's payment request: refund requested",
   PARKED_PAYMENT_FINISHED: "the pending job applied or refunded a parked payment",
   MESSAGE_DEAD_LETTERED: "a message was moved to its dead-letter topic",
   OUTBOX_REPUBLISHED: "the outbox job republished a row left unsent",
@@ -28,6 +30,8 @@ export const AUDIT_ACTIONS = {
   IDEMPOTENCY_PROCESSING_FINISHED: "the orders job finished a log row stuck in PROCESSING",
   STOCK_CORRECTED: "the stock job corrected a SKU's available units in Redis",
   REFUND_RESENT: "the payments job sent again a refund left REQUESTED",
+  PAYMENT_REQUEST_DRIVEN:
+    "the payments job opened a payment request left behind, or closed one its order no longer needs",
   REFUND_SETTLED: "the payments job recorded a stuck refund's outcome from the provider's records",
   PAYMENT_RECORDED: "the payments job applied a capture the provider has and we never recorded",
   ORPHAN_PAYMENT_REFUNDED: "the payments job refunded a capture for an order we never had",

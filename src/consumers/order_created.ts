@@ -45,7 +45,9 @@ export function orderCreatedConsumer(
         offset: d.message.offset,
       }));
       const outcomes = await services.database.db.transaction(async (tx) => {
-        const result = await persistOrderBatch(tx, inputs);
+        const result = await persistOrderBatch(tx, inputs, {
+          requestPayments: services.config.paymentRequests,
+        });
         // A lock lost mid-way (paused process, Redis trouble): do not commit; redo the chunk.
         const lost = [...held.values()].find((l) => l.signal.aborted);
         if (lost) throw new LockLostError(lost.resource);

@@ -23,6 +23,17 @@ export const PaymentCallback = z.object({
   status: z.enum(["succeeded", "failed"]),
   amountCents: z.number().int().min(0).max(LIMITS.orderTotalCents),
   currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as EUR"),
+  /**
+   * The provider's payment session the buyer paid through (our payment request's
+   * `providerPaymentId`). Absent on a capture made outside a session (older integrations,
+   * direct charges): matched by order and amount only, as before payment requests.
+   */
+  paymentRequestId: z
+    .string()
+    .min(1)
+    .max(LIMITS.providerEventId)
+    .regex(/^[\x21-\x7e]+$/, "visible ASCII characters only")
+    .optional(),
 });
 export type PaymentCallback = z.infer<typeof PaymentCallback>;
 

@@ -70,7 +70,14 @@ export function describeExistingRoutes(app: App) {
     summary: "An order: RESERVED while only Redis knows it, then its MySQL state",
     tags: ["orders"],
     params: z.object({ orderId: z.string() }),
-    responses: { 200: { description: "the order" } },
+    responses: {
+      200: {
+        description:
+          "the order; with payment requests on, `payment` says where to pay: " +
+          "{status: preparing} until the provider opened the session, then " +
+          "{status: open, url, expiresAt}; paid or cancelled after",
+      },
+    },
     errors: ["UNKNOWN_ORDER", "UNAUTHORIZED", "RATE_LIMITED"],
   });
   describeRoute(app, {

@@ -11,6 +11,8 @@ export const TOPICS = {
   orderStatusChanged: "order_status_changed",
   /** Compensation: refunds to ask the payment provider for (from the outbox). */
   refundRequested: "refund_requested",
+  /** An order's payment request to open (at creation) or close (on leaving PENDING). */
+  paymentRequests: "payment_requests",
 } as const;
 export type LogicalTopic = (typeof TOPICS)[keyof typeof TOPICS];
 
@@ -36,6 +38,7 @@ export const ORDER_CREATED_CONSUMER = "order_created";
 export const PAYMENT_COMPLETED_CONSUMER = "payment_completed";
 export const STOCK_RELEASE_CONSUMER = "stock_release";
 export const REFUND_CONSUMER = "refund_requested";
+export const PAYMENT_REQUEST_CONSUMER = "payment_request";
 
 /** Consumer group ids share the namespace too: `<namespace>.<consumer>`. */
 export const groupId = (namespace: string, consumer: string) => `${namespace}.${consumer}`;

@@ -12,6 +12,7 @@ import {
   groupId,
   ORDER_CREATED_CONSUMER,
   PAYMENT_COMPLETED_CONSUMER,
+  PAYMENT_REQUEST_CONSUMER,
   REFUND_CONSUMER,
   STOCK_RELEASE_CONSUMER,
 } from "../kafka/topics";
@@ -154,6 +155,7 @@ const sources: Record<string, Source> = {
       [PAYMENT_COMPLETED_CONSUMER, topics.paymentCompleted],
       [STOCK_RELEASE_CONSUMER, topics.orderStatusChanged],
       [REFUND_CONSUMER, topics.refundRequested],
+      [PAYMENT_REQUEST_CONSUMER, topics.paymentRequests],
     ] as const;
     const watermarks = new Map(
       await Promise.all(

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { orders, refunds } from "../db/schema";
+import { orders, type PaymentRequest, paymentRequests, refunds } from "../db/schema";
 import { findReservation } from "../sales/reservations";
 import type { Services } from "../services";
 
@@ -28,6 +28,19 @@ export interface OrderView {
     cause: string;
     requestedAt: string;
   }[];
+  /**
+   * Where the buyer pays (payment requests on: PAYMENT_REQUESTS): `preparing` until the
+   * provider opened the session, then `open` with its `url` until `expiresAt`; `paid` once a
+   * payment went through it; `cancelled` once the order ended unpaid. Absent when payment
+   * requests are off and the order has none.
+   */
+  payment?: PaymentView;
+}
+
+export interface PaymentView {
+  status: "preparing" | "open" | "paid" | "cancelled";
+  url?: string;
+  expiresAt?: string;
 }
 
 /**
@@ -35,19 +48,27 @@ export interface OrderView {
  * it yet, the reservation in the sale's Redis gate. Undefined when neither knows it.
  */
 export async function findOrderView(
-  services: Pick<Services, "database" | "redis" | "keys">,
+  services: Pick<Services, "database" | "redis" | "keys" | "config">,
   orderId: string,
 ): Promise<OrderView | undefined> {
+  const requests = services.config.paymentRequests;
   const order = await services.database.db.query.orders.findFirst({
     where: eq(orders.id, orderId),
     with: { items: true, history: true },
   });
   if (order) {
-    const owed = await services.database.db
-      .select()
-      .from(refunds)
-      .where(eq(refunds.orderId, orderId))
-      .orderBy(refunds.requestedAt);
+    const [owed, [request]] = await Promise.all([
+      services.database.db
+        .select()
+        .from(refunds)
+        .where(eq(refunds.orderId, orderId))
+        .orderBy(refunds.requestedAt),
+      services.database.db
+        .select()
+        .from(paymentRequests)
+        .where(eq(paymentRequests.orderId, orderId)),
+    ]);
+    const payment = paymentView(request, order.status === "PENDING" && requests);
     return {
       orderId: order.id,
       saleId: order.saleId,
@@ -83,6 +104,7 @@ export async function findOrderView(
             })),
           }
         : {}),
+      ...(payment ? { payment } : {}),
     };
   }
   const saleId = await services.redis.get(services.keys.orderLocator(orderId));
@@ -98,5 +120,20 @@ export async function findOrderView(
     placedAt: new Date(reservation.placedAt).toISOString(),
     expiresAt: new Date(reservation.expiresAt).toISOString(),
     history: [],
+    ...(requests ? { payment: { status: "preparing" as const } } : {}),
   };
+}
+
+/** The buyer's view of the order's payment request; `awaited`: one is due but not there yet. */
+function paymentView(request: PaymentRequest | undefined, awaited: boolean) {
+  if (!request || request.status === "REQUESTING") {
+    return awaited ? ({ status: "preparing" } satisfies PaymentView) : undefined;
+  }
+  const expiresAt = request.expiresAt.toISOString();
+  const status = ({ OPEN: "open", PAID: "paid", CANCELLED: "cancelled" } as const)[request.status];
+  return {
+    status,
+    ...(request.url && status !== "cancelled" ? { url: request.url } : {}),
+    expiresAt,
+  } satisfies PaymentView;
 }

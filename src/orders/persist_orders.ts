@@ -12,7 +12,9 @@ import {
 } from "../db/schema";
 import { type OrderCreatedEvent, orderCreatedEventId } from "../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
+import { enqueueEvents } from "../outbox/outbox";
 import { hashIdempotencyKey } from "./idempotency_keys";
+import { paymentRequestEntry } from "./payment_request_events";
 import type { OrderStatus } from "./status";
 
 export interface PersistInput {
@@ -50,10 +52,15 @@ const key = (saleId: string, sku: string) => `${saleId}\u0000${sku}`;
  * The batch touches each SKU row once: rows are locked FOR UPDATE in (sale, sku) order (so
  * concurrent batches cannot deadlock), orders are fitted in message order in memory, and each
  * changed counter is written with one UPDATE; the CHECK constraint held ≤ total_stock stays the
- * hard guard. Events already DONE, or whose order row exists, are skipped; a concurrent
+ * hard guard. With `requestPayments`, each new PENDING order also queues its payment_request
+ * `open` event (outbox), so a payment session is asked for only once the order is durable. Events already DONE, or whose order row exists, are skipped; a concurrent
  * duplicate that slips past the check fails on the primary keys and the caller retries.
  */
-export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise<PersistOutcome[]> {
+export async function persistOrderBatch(
+  tx: Tx,
+  inputs: PersistInput[],
+  options: { requestPayments?: boolean } = {},
+): Promise<PersistOutcome[]> {
   if (inputs.length === 0) return [];
   const eventIds = inputs.map((i) => i.event.eventId);
   const orderIds = inputs.map((i) => i.event.orderId);
@@ -233,6 +240,13 @@ export async function persistOrderBatch(tx: Tx, inputs: PersistInput[]): Promise
       );
   }
   if (logRows.length > 0) await tx.insert(idempotencyLog).values(logRows);
+  if (options.requestPayments) {
+    const pending = orderRows.filter((row) => row.status === "PENDING");
+    await enqueueEvents(
+      tx,
+      pending.map((row) => paymentRequestEntry(row.id, "open", now)),
+    );
+  }
   for (const outcome of outcomes.values()) {
     if (outcome.result !== "CANCELLED") continue;
     await appendAudit(tx, {

@@ -1,11 +1,12 @@
 import { and, eq, sql } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Tx } from "../db/client";
-import { orderItems, orderStatusHistory, orders, saleSkus } from "../db/schema";
+import { orderItems, orderStatusHistory, orders, paymentRequests, saleSkus } from "../db/schema";
 import { AppError } from "../errors";
 import type { OrderStatusChangedEvent } from "../events/order_status_changed";
 import { TOPICS } from "../kafka/topics";
 import { enqueueEvent } from "../outbox/outbox";
+import { paymentRequestEntry } from "./payment_request_events";
 import type { OrderStatus } from "./status";
 
 /**
@@ -154,6 +155,7 @@ export async function transitionOrder(
     release,
     at: now.getTime(),
   };
+  if (from === "PENDING") await closeLivePaymentRequest(tx, request.orderId, now);
   const outboxEventId = await enqueueEvent(tx, {
     topic: TOPICS.orderStatusChanged,
     key: request.orderId,
@@ -169,4 +171,21 @@ export async function transitionOrder(
     version: order.version + 1,
     outboxEventId,
   };
+}
+
+/**
+ * An order leaving PENDING no longer needs its payment session: when its request is live
+ * (REQUESTING or OPEN) a `close` event goes out with the change, and the payment-request
+ * consumer cancels the session at the provider (or finds it was paid through). Locked after
+ * the order's row, the lock order of every payment path.
+ */
+async function closeLivePaymentRequest(tx: Tx, orderId: string, at: Date) {
+  const [request] = await tx
+    .select({ status: paymentRequests.status })
+    .from(paymentRequests)
+    .where(eq(paymentRequests.orderId, orderId))
+    .for("update");
+  if (request?.status === "REQUESTING" || request?.status === "OPEN") {
+    await enqueueEvent(tx, paymentRequestEntry(orderId, "close", at));
+  }
 }

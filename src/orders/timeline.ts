@@ -54,7 +54,7 @@ const MAX_PER_SOURCE = 200;
  * found by message key with a scan of the table; the relay's retention keeps that table short.
  */
 export async function orderTimeline(
-  services: Pick<Services, "database" | "redis" | "keys">,
+  services: Pick<Services, "database" | "redis" | "keys" | "config">,
   orderId: string,
 ): Promise<OrderTimeline | undefined> {
   const order = await findOrderView(services, orderId);

@@ -18,14 +18,21 @@ export interface OutboxEntry {
  * state change it announces commits. Returns the event id.
  */
 export async function enqueueEvent(tx: Tx, entry: OutboxEntry): Promise<string> {
-  const eventId = entry.payload.eventId ?? uuidv7();
-  await tx.insert(outbox).values({
-    eventId,
+  const [eventId] = await enqueueEvents(tx, [entry]);
+  return eventId as string;
+}
+
+/** enqueueEvent for many events in one INSERT (a consumer's batch); returns their ids in order. */
+export async function enqueueEvents(tx: Tx, entries: OutboxEntry[]): Promise<string[]> {
+  if (entries.length === 0) return [];
+  const rows = entries.map((entry) => ({
+    eventId: entry.payload.eventId ?? uuidv7(),
     topic: entry.topic,
     messageKey: entry.key,
     eventType: entry.eventType,
     payload: entry.payload as Record<string, unknown>,
     ...(entry.at ? { createdAt: entry.at } : {}),
-  });
-  return eventId;
+  }));
+  await tx.insert(outbox).values(rows);
+  return rows.map((row) => row.eventId);
 }

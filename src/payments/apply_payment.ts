@@ -6,6 +6,7 @@ import {
   idempotencyLog,
   orders,
   type PaymentOutcome,
+  paymentRequests,
   payments,
   type RefundCause,
 } from "../db/schema";
@@ -152,11 +153,12 @@ const REFUND_CAUSE: Partial<Record<PaymentOutcome, RefundCause>> = {
   MISMATCH: "AMOUNT_MISMATCH",
   ALREADY_PAID: "DOUBLE_PAYMENT",
   LATE_REFUND_REQUESTED: "LATE_PAYMENT",
+  UNKNOWN_SESSION: "UNKNOWN_SESSION",
 };
 
 type PaymentFacts = Pick<
   PaymentCompletedEvent,
-  "eventId" | "orderId" | "status" | "amountCents" | "currency"
+  "eventId" | "orderId" | "status" | "amountCents" | "currency" | "paymentRequestId"
 >;
 
 /**
@@ -175,15 +177,21 @@ export async function settlePayment(
   const eventId = paymentEventId(event.eventId);
   let outcome: PaymentOutcome;
   let detail: string | null = null;
+  const session = order && event.status === "succeeded" ? await sessionOf(tx, event) : undefined;
   if (event.status === "failed") {
     outcome = "FAILED_PAYMENT";
   } else if (!order) {
     outcome = "LATE_REFUND_REQUESTED";
     detail = "payment for an order that was never created; refund requested";
+  } else if (session?.matches === false) {
+    outcome = "UNKNOWN_SESSION";
+    detail = `paid through session ${event.paymentRequestId}, the order's is ${session.ours ?? "none"}; refund requested`;
   } else if (event.amountCents !== order.totalCents || event.currency !== order.currency) {
     outcome = "MISMATCH";
     detail = `paid ${event.amountCents} ${event.currency}, order is ${order.totalCents} ${order.currency}; refund requested`;
   } else if (order.status === "PENDING") {
+    // Paid through its own session: the session is done (and no close goes out for it).
+    if (session?.matches) await markRequestPaid(tx, event.orderId);
     await transitionOrder(tx, {
       orderId: event.orderId,
       to: "PAID",
@@ -278,4 +286,31 @@ export async function applyParkedPayment(
   const { outcome, detail } = await settlePayment(tx, payment, order, by);
   await tx.update(payments).set({ outcome, detail }).where(eq(payments.eventId, payment.eventId));
   return outcome;
+}
+
+/**
+ * How a successful callback relates to its order's payment request: undefined when the
+ * callback names no session (a capture outside one: matched by order and amount only, as
+ * before payment requests); else whether it names the order's own session. The request's row
+ * is locked after the order's, the lock order of every payment path.
+ */
+async function sessionOf(
+  tx: Tx,
+  event: PaymentFacts,
+): Promise<{ matches: boolean; ours: string | null } | undefined> {
+  if (event.paymentRequestId === undefined) return undefined;
+  const [request] = await tx
+    .select({ providerPaymentId: paymentRequests.providerPaymentId })
+    .from(paymentRequests)
+    .where(eq(paymentRequests.orderId, event.orderId))
+    .for("update");
+  const ours = request?.providerPaymentId ?? null;
+  return { matches: ours !== null && ours === event.paymentRequestId, ours };
+}
+
+async function markRequestPaid(tx: Tx, orderId: string) {
+  await tx
+    .update(paymentRequests)
+    .set({ status: "PAID", updatedAt: new Date() })
+    .where(eq(paymentRequests.orderId, orderId));
 }

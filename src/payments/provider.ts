@@ -1,10 +1,26 @@
 /**
- * The port to the payment provider: what really happened to an order's payment (the reconcilers
- * ask it, independent of whether a callback arrived), and refunds, which only the provider can
- * carry out. The simulator (tests, demo) and the HTTP adapter (PAYMENT_PROVIDER_URL) implement
+ * The port to the payment provider: payment requests (the session a buyer pays through, opened
+ * once per order and cancelled when the order ends unpaid), what really happened to an order's
+ * payment (the reconcilers ask it, independent of whether a callback arrived), and refunds,
+ * which only the provider can carry out. The simulator (tests, demo) and the HTTP adapter (PAYMENT_PROVIDER_URL) implement
  * it; docs/payments-provider.md is the HTTP contract.
  */
 export interface PaymentProvider {
+  /**
+   * Opens a payment session for an order: the buyer pays at its `url` until `expiresAt`.
+   * Idempotent per `idempotencyKey` (`payreq:<orderId>`): asking again answers the same
+   * session, whatever became of it, even when the first answer never reached us. Throws
+   * ProviderUnavailableError when the outcome is unknown: ask again with the same key.
+   */
+  createPaymentRequest(request: PaymentRequestDemand): Promise<ProviderPaymentRequest>;
+  /**
+   * Closes a session so it takes no payment. Idempotent: cancelling a cancelled or expired
+   * session answers it as it is. A session already paid stays `paid` (the capture happened;
+   * its callback decides, and a payment for an order that ended is refunded).
+   */
+  cancelPaymentRequest(paymentRequestId: string): Promise<ProviderPaymentRequest>;
+  /** A session as the provider holds it now; undefined when it knows no such session. */
+  paymentRequestStatus(paymentRequestId: string): Promise<ProviderPaymentRequest | undefined>;
   /** The order's latest capture attempt, or none. */
   paymentStatus(orderId: string): Promise<ProviderPayment>;
   /**
@@ -23,6 +39,33 @@ export interface PaymentProvider {
    */
   capturesSince(since: Date, limit: number): Promise<ProviderCapture[]>;
 }
+
+export interface PaymentRequestDemand {
+  orderId: string;
+  amountCents: number;
+  currency: string;
+  /** When the session stops taking payments (the order's pay-by time). */
+  expiresAt: Date;
+  idempotencyKey: string;
+}
+
+/**
+ * open: the buyer may pay at `url`. paid: a capture went through it (its callback names the
+ * session). cancelled: closed on our request. expired: its time ran out at the provider.
+ */
+export interface ProviderPaymentRequest {
+  paymentRequestId: string;
+  orderId: string;
+  url: string;
+  amountCents: number;
+  currency: string;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+  status: "open" | "paid" | "cancelled" | "expired";
+}
+
+/** The idempotency key of an order's payment request: one session per order, ever. */
+export const paymentRequestKey = (orderId: string) => `payreq:${orderId}`;
 
 export type ProviderPayment =
   | { status: "none" }

@@ -2,11 +2,14 @@ import { and, asc, desc, eq } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../db/client";
 import { payments, refunds } from "../db/schema";
+import { LIMITS } from "../limits";
 import {
   type PaymentProvider,
+  type PaymentRequestDemand,
   type ProviderCapture,
   ProviderNotConfiguredError,
   type ProviderPayment,
+  type ProviderPaymentRequest,
   type ProviderRecords,
   type ProviderRefund,
   ProviderUnavailableError,
@@ -23,6 +26,21 @@ const Payment: z.ZodType<ProviderPayment> = z.union([
     currency: z.string().length(3),
   }),
 ]);
+const PaymentRequest: z.ZodType<ProviderPaymentRequest> = z.object({
+  // As a payment callback's paymentRequestId must be: a session whose id could never come
+  // back in a callback is refused here, before a buyer is sent to pay it.
+  paymentRequestId: z
+    .string()
+    .min(1)
+    .max(LIMITS.providerEventId)
+    .regex(/^[\x21-\x7e]+$/),
+  orderId: z.string().min(1),
+  url: z.string().min(1).max(2048),
+  amountCents: z.number().int().min(0),
+  currency: z.string().length(3),
+  expiresAt: z.number().int(),
+  status: z.enum(["open", "paid", "cancelled", "expired"]),
+});
 const Refund: z.ZodType<ProviderRefund> = z.object({
   refundId: z.string().min(1),
   paymentId: z.string().min(1),
@@ -59,6 +77,29 @@ export class HttpPaymentProvider implements PaymentProvider {
     private readonly timeoutMs = 5_000,
   ) {
     this.baseUrl = baseUrl.replace(/\/$/, "");
+  }
+
+  async createPaymentRequest(request: PaymentRequestDemand): Promise<ProviderPaymentRequest> {
+    const { idempotencyKey, orderId, amountCents, currency, expiresAt } = request;
+    return this.call(PaymentRequest, "POST", "/payment-requests", {
+      headers: { "content-type": "application/json", "idempotency-key": idempotencyKey },
+      body: JSON.stringify({ orderId, amountCents, currency, expiresAt: expiresAt.getTime() }),
+    });
+  }
+
+  async cancelPaymentRequest(paymentRequestId: string): Promise<ProviderPaymentRequest> {
+    const path = `/payment-requests/${encodeURIComponent(paymentRequestId)}/cancel`;
+    return this.call(PaymentRequest, "POST", path);
+  }
+
+  async paymentRequestStatus(
+    paymentRequestId: string,
+  ): Promise<ProviderPaymentRequest | undefined> {
+    const path = `/payment-requests/${encodeURIComponent(paymentRequestId)}`;
+    // 404: the provider knows no such session.
+    return this.call<ProviderPaymentRequest | undefined>(PaymentRequest, "GET", path, {
+      absent: undefined,
+    });
   }
 
   async paymentStatus(orderId: string): Promise<ProviderPayment> {
@@ -111,7 +152,8 @@ export class HttpPaymentProvider implements PaymentProvider {
       });
     }
     if (status >= 500) throw new ProviderUnavailableError(`${what} answered ${status}`);
-    if (status === 404 && options.absent !== undefined) return options.absent;
+    // `absent` present, even as undefined: a 404 is an answer, not a refusal.
+    if (status === 404 && "absent" in options) return options.absent as T;
     if (status < 200 || status > 299) {
       throw new Error(`${what} answered ${status}: ${text.slice(0, 200)}`);
     }
@@ -155,6 +197,19 @@ export class RecordedPaymentsProvider implements PaymentProvider {
 
   async refund(): Promise<ProviderRefund> {
     throw new ProviderNotConfiguredError("refunds");
+  }
+
+  /** Only the provider opens sessions: without its API no buyer can be sent to pay. */
+  async createPaymentRequest(): Promise<ProviderPaymentRequest> {
+    throw new ProviderNotConfiguredError("payment requests");
+  }
+
+  async cancelPaymentRequest(): Promise<ProviderPaymentRequest> {
+    throw new ProviderNotConfiguredError("payment requests");
+  }
+
+  async paymentRequestStatus(): Promise<ProviderPaymentRequest | undefined> {
+    throw new ProviderNotConfiguredError("payment requests");
   }
 
   /**

@@ -1,8 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { ProviderUnavailableError } from "./provider";
+import { PaymentCallback } from "../events/payment_completed";
+import { ProviderUnavailableError, paymentRequestKey } from "./provider";
 import { RefundCallback } from "./refund_callback";
 import { checkSignature } from "./signature";
-import { IdempotencyKeyReusedError, PaymentSimulator, type RefundSettings } from "./simulator";
+import {
+  IdempotencyKeyReusedError,
+  PaymentSimulator,
+  type RefundSettings,
+  type RequestSettings,
+} from "./simulator";
 
 const SECRET = "whsec-simulator-test-0123";
 const ORDER = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
@@ -15,7 +21,11 @@ interface Sent {
 }
 
 /** A simulator whose callbacks land in `sent`, each answered `status`. */
-function simulator(settings: Partial<RefundSettings> = {}, status = 200) {
+function simulator(
+  settings: Partial<RefundSettings> = {},
+  status = 200,
+  requestSettings: Partial<RequestSettings> = {},
+) {
   const sent: Sent[] = [];
   const provider = new PaymentSimulator(
     async (path, init) => {
@@ -25,6 +35,7 @@ function simulator(settings: Partial<RefundSettings> = {}, status = 200) {
     },
     SECRET,
     settings,
+    requestSettings,
   );
   return { provider, sent };
 }
@@ -250,5 +261,205 @@ describe("payment simulator: refunds", () => {
     await expect(provider.refund(refundOf(paymentId, 0, "rf-1"))).rejects.toThrow(/malformed/);
     await expect(provider.refund(refundOf(paymentId, 100, ""))).rejects.toThrow(/malformed/);
     expect(provider.allRefunds()).toEqual([]);
+  });
+});
+
+/** ORDER's payment request for 2500 EUR, payable for an hour, under its own key. */
+const demandOf = (orderId = ORDER, amountCents = 2500, expiresAt = Date.now() + 3_600_000) => ({
+  orderId,
+  amountCents,
+  currency: "EUR",
+  expiresAt: new Date(expiresAt),
+  idempotencyKey: paymentRequestKey(orderId),
+});
+
+describe("payment simulator: payment requests", () => {
+  it("opens one session per key and answers it again for the same key", async () => {
+    const { provider } = simulator();
+    provider.pageBaseUrl = "http://127.0.0.1:9";
+    const demand = demandOf();
+
+    const first = await provider.createPaymentRequest(demand);
+    const again = await provider.createPaymentRequest(demand);
+
+    expect(first).toEqual({
+      paymentRequestId: expect.stringMatching(/^ps_[0-9a-f-]{36}$/),
+      orderId: ORDER,
+      url: `http://127.0.0.1:9/pay/${first.paymentRequestId}`,
+      amountCents: 2500,
+      currency: "EUR",
+      expiresAt: demand.expiresAt.getTime(),
+      status: "open",
+    });
+    expect(again).toEqual(first);
+    expect(provider.paymentRequestsOf(ORDER)).toEqual([first]);
+    expect(await provider.paymentRequestStatus(first.paymentRequestId)).toEqual(first);
+    expect(await provider.paymentRequestStatus("ps_unknown")).toBeUndefined();
+  });
+
+  it("refuses a key reused for another amount or order, opening nothing", async () => {
+    const { provider } = simulator();
+    await provider.createPaymentRequest(demandOf());
+
+    await expect(provider.createPaymentRequest(demandOf(ORDER, 2600))).rejects.toBeInstanceOf(
+      IdempotencyKeyReusedError,
+    );
+    await expect(
+      provider.createPaymentRequest({
+        ...demandOf(OTHER_ORDER),
+        idempotencyKey: paymentRequestKey(ORDER),
+      }),
+    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    expect(provider.paymentRequests()).toHaveLength(1);
+  });
+
+  it("throws on a malformed demand and stores nothing", async () => {
+    const { provider } = simulator();
+    await expect(provider.createPaymentRequest(demandOf(ORDER, 0))).rejects.toThrow(/malformed/);
+    await expect(provider.createPaymentRequest(demandOf(ORDER, 100, Number.NaN))).rejects.toThrow(
+      /malformed/,
+    );
+    await expect(
+      provider.createPaymentRequest({ ...demandOf(), idempotencyKey: "" }),
+    ).rejects.toThrow(/malformed/);
+    expect(provider.paymentRequests()).toEqual([]);
+  });
+
+  it("opens nothing while unavailable, then opens the session once", async () => {
+    const { provider } = simulator({}, 200, { unavailableNext: 1 });
+
+    await expect(provider.createPaymentRequest(demandOf())).rejects.toBeInstanceOf(
+      ProviderUnavailableError,
+    );
+    expect(provider.paymentRequests()).toEqual([]);
+    expect((await provider.createPaymentRequest(demandOf())).status).toBe("open");
+    expect(provider.paymentRequestsOf(ORDER)).toHaveLength(1);
+  });
+
+  it("answers the same session when the first answer was lost and the call is retried", async () => {
+    const { provider } = simulator({}, 200, { lostAnswerNext: 1 });
+
+    await expect(provider.createPaymentRequest(demandOf())).rejects.toBeInstanceOf(
+      ProviderUnavailableError,
+    );
+    const [opened] = provider.paymentRequestsOf(ORDER); // it happened all the same
+    const retried = await provider.createPaymentRequest(demandOf());
+
+    expect(retried).toEqual(opened);
+    expect(provider.paymentRequestsOf(ORDER)).toEqual([retried]);
+  });
+
+  it("cancels an open session, and answers a cancelled one as it is", async () => {
+    const { provider } = simulator();
+    const { paymentRequestId } = await provider.createPaymentRequest(demandOf());
+
+    const cancelled = await provider.cancelPaymentRequest(paymentRequestId);
+    const again = await provider.cancelPaymentRequest(paymentRequestId);
+
+    expect(cancelled).toMatchObject({ paymentRequestId, status: "cancelled" });
+    expect(again).toEqual(cancelled);
+    // Asked to open again under the same key: the same session, cancelled, not a new one.
+    expect(await provider.createPaymentRequest(demandOf())).toEqual(cancelled);
+    expect(provider.paymentRequestsOf(ORDER)).toEqual([cancelled]);
+  });
+
+  it("cancels a session whose answer is lost: the retry finds it cancelled", async () => {
+    const { provider } = simulator();
+    const { paymentRequestId } = await provider.createPaymentRequest(demandOf());
+    provider.requestSettings.lostAnswerNext = 1;
+
+    await expect(provider.cancelPaymentRequest(paymentRequestId)).rejects.toBeInstanceOf(
+      ProviderUnavailableError,
+    );
+    expect((await provider.cancelPaymentRequest(paymentRequestId)).status).toBe("cancelled");
+  });
+
+  it("leaves a paid session paid when asked to cancel it", async () => {
+    const { provider } = simulator();
+    const { paymentRequestId } = await provider.createPaymentRequest(demandOf());
+    await provider.payRequest(paymentRequestId);
+
+    expect((await provider.cancelPaymentRequest(paymentRequestId)).status).toBe("paid");
+    expect((await provider.paymentRequestStatus(paymentRequestId))?.status).toBe("paid");
+  });
+
+  it("throws for a session it never opened", async () => {
+    const { provider } = simulator();
+    await expect(provider.cancelPaymentRequest("ps_unknown")).rejects.toThrow(/no such/);
+    await expect(provider.payRequest("ps_unknown")).rejects.toThrow(/no such/);
+  });
+
+  it("reads a session past its time as expired, and it stays expired", async () => {
+    const { provider } = simulator();
+    const { paymentRequestId } = await provider.createPaymentRequest(
+      demandOf(ORDER, 2500, Date.now() - 1),
+    );
+
+    expect((await provider.paymentRequestStatus(paymentRequestId))?.status).toBe("expired");
+    expect((await provider.cancelPaymentRequest(paymentRequestId)).status).toBe("expired");
+    expect(await provider.payRequest(paymentRequestId)).toEqual({
+      accepted: false,
+      reason: "expired",
+    });
+    expect((await provider.records(ORDER)).captures).toEqual([]);
+  });
+
+  it("takes no payment through a cancelled session: nothing captured, no callback", async () => {
+    const { provider, sent } = simulator();
+    const { paymentRequestId } = await provider.createPaymentRequest(demandOf());
+    await provider.cancelPaymentRequest(paymentRequestId);
+
+    expect(await provider.payRequest(paymentRequestId)).toEqual({
+      accepted: false,
+      reason: "cancelled",
+    });
+    expect((await provider.records(ORDER)).captures).toEqual([]);
+    expect(await provider.paymentStatus(ORDER)).toEqual({ status: "none" });
+    expect(sent).toEqual([]);
+  });
+
+  it("captures a payment through a session once; its signed callback names the session", async () => {
+    const { provider, sent } = simulator();
+    const { paymentRequestId } = await provider.createPaymentRequest(demandOf());
+
+    const paid = await provider.payRequest(paymentRequestId, { duplicates: 1 });
+    const twice = await provider.payRequest(paymentRequestId);
+
+    expect(paid).toMatchObject({ accepted: true, statuses: [200, 200] });
+    expect(twice).toEqual({ accepted: false, reason: "paid" });
+    expect(sent).toHaveLength(2);
+    const [delivered] = sent;
+    expect(delivered?.path).toBe("/v1/payments/webhook");
+    expect(checkSignature(SECRET, delivered?.body ?? "", delivered?.signature)).toBe("valid");
+    const callback = PaymentCallback.parse(JSON.parse(delivered?.body ?? ""));
+    expect(callback).toMatchObject({
+      orderId: ORDER,
+      status: "succeeded",
+      amountCents: 2500,
+      currency: "EUR",
+      paymentRequestId,
+    });
+    expect((await provider.records(ORDER)).captures.map((c) => c.paymentId)).toEqual([
+      callback.eventId,
+    ]);
+    expect((await provider.paymentRequestStatus(paymentRequestId))?.status).toBe("paid");
+  });
+
+  it("leaves the session open after a failed payment; the buyer may pay again", async () => {
+    const { provider } = simulator();
+    const { paymentRequestId } = await provider.createPaymentRequest(demandOf());
+
+    const failed = await provider.payRequest(paymentRequestId, {
+      status: "failed",
+      deliver: false,
+    });
+    expect(failed).toMatchObject({ accepted: true, statuses: [] });
+    expect((await provider.paymentRequestStatus(paymentRequestId))?.status).toBe("open");
+
+    expect((await provider.payRequest(paymentRequestId, { deliver: false })).accepted).toBe(true);
+    expect((await provider.records(ORDER)).captures.map((c) => c.status)).toEqual([
+      "failed",
+      "succeeded",
+    ]);
   });
 });

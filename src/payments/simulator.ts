@@ -2,8 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { PaymentCallback } from "../events/payment_completed";
 import {
   type PaymentProvider,
+  type PaymentRequestDemand,
   type ProviderCapture,
   type ProviderPayment,
+  type ProviderPaymentRequest,
   type ProviderRecords,
   type ProviderRefund,
   ProviderUnavailableError,
@@ -62,6 +64,38 @@ export const DEFAULT_REFUND_SETTINGS: RefundSettings = {
   lostAnswerNext: 0,
 };
 
+/**
+ * How the simulated provider treats our payment-request calls (create and cancel). Mutable at
+ * any time, like RefundSettings. The buyer's payment through a session (`payRequest`) is not
+ * affected: it is the buyer talking to the provider, not us.
+ */
+export interface RequestSettings {
+  /** The next N create/cancel calls throw ProviderUnavailableError and change nothing. */
+  unavailableNext: number;
+  /**
+   * The next N create/cancel calls do their work (open, replay or cancel the session), then
+   * throw ProviderUnavailableError: the answer never reached us. Checked after `unavailableNext`.
+   */
+  lostAnswerNext: number;
+  /**
+   * Wait this long after doing the work before answering a create/cancel call: over HTTP the
+   * adapter's timeout fires while the session is already open (or cancelled).
+   */
+  answerDelayMs: number;
+}
+
+export const DEFAULT_REQUEST_SETTINGS: RequestSettings = {
+  unavailableNext: 0,
+  lostAnswerNext: 0,
+  answerDelayMs: 0,
+};
+
+/** What became of a buyer's payment through a session (`payRequest`). */
+export type RequestPayment =
+  | { accepted: true; callback: PaymentCallback; statuses: number[] }
+  /** The session takes no payment: nothing was captured, no callback was sent. */
+  | { accepted: false; reason: Exclude<ProviderPaymentRequest["status"], "open"> };
+
 export interface RefundCallbackOptions {
   /** Extra deliveries of the same callback (same event id). */
   duplicates?: number;
@@ -80,13 +114,16 @@ interface HeldRefund {
  * A payment provider for the demo and the tests, Stripe-like. It "charges" an order (a capture)
  * and delivers signed callbacks to POST /v1/payments/webhook, with duplicates, delays and (via
  * `deliverAll` with a shuffle) reordering on demand. It implements the whole provider port from
- * what it holds: the latest payment of an order, refunds with idempotency keys and the habits in
- * `refundSettings`, an order's records and captures by time.
+ * what it holds: payment sessions with idempotency keys and the habits in `requestSettings`
+ * (the buyer pays through one with `payRequest`), the latest payment of an order, refunds with
+ * idempotency keys and the habits in `refundSettings`, an order's records and captures by time.
  *
  * A refund key reused for a different payment, amount or currency throws
  * IdempotencyKeyReusedError, a non-retriable Error (as Stripe's idempotency error; over HTTP a
  * 409): answering a failed refund under that key would
- * tell the caller that the first request, which may well have moved money, failed.
+ * tell the caller that the first request, which may well have moved money, failed. Likewise a
+ * payment-request key reused for another order, amount or currency: answering the first
+ * order's session would send a buyer to pay for someone else's order.
  */
 export class PaymentSimulator implements PaymentProvider {
   /** Every capture in the order it was made; an order may have several (double payments). */
@@ -96,25 +133,61 @@ export class PaymentSimulator implements PaymentProvider {
   private readonly inFlight = new Set<Promise<void>>();
   /** Each refund callback the "delayed" habit delivered, with its HTTP status (0: send threw). */
   readonly refundCallbackDeliveries: { refundId: string; status: number }[] = [];
+  /** Payment sessions by idempotency key, in the order they were opened. */
+  private readonly sessions = new Map<string, ProviderPaymentRequest>();
+  /** The same sessions by their id. */
+  private readonly sessionsById = new Map<string, ProviderPaymentRequest>();
   /** See RefundSettings; change fields directly (`simulator.refundSettings.habit = "fail"`). */
   readonly refundSettings: RefundSettings;
+  /** See RequestSettings; change fields directly (`simulator.requestSettings.unavailableNext = 1`). */
+  readonly requestSettings: RequestSettings;
+  /**
+   * Where the hosted pages live: a session's url is `<pageBaseUrl>/pay/<id>`. Nothing serves
+   * the default; startSimulatorServer points it at itself.
+   */
+  pageBaseUrl = "http://payments.invalid";
 
   constructor(
     private readonly send: Send,
     private readonly secret: string,
     refundSettings: Partial<RefundSettings> = {},
+    requestSettings: Partial<RequestSettings> = {},
   ) {
     this.refundSettings = { ...DEFAULT_REFUND_SETTINGS, ...refundSettings };
+    this.requestSettings = { ...DEFAULT_REQUEST_SETTINGS, ...requestSettings };
   }
 
   /** Charges an order and delivers its callback (plus duplicates); returns the HTTP statuses. */
   async pay(orderId: string, amountCents: number, currency: string, options: PayOptions = {}) {
-    const callback = this.charge(orderId, amountCents, currency, options);
-    if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs));
-    const statuses: number[] = [];
-    for (let i = 0; i <= (options.duplicates ?? 0); i++)
-      statuses.push(await this.deliver(callback));
-    return statuses;
+    return this.deliverAsPaid(this.charge(orderId, amountCents, currency, options), options);
+  }
+
+  /**
+   * The buyer pays through a session, as on its hosted page: only an open one takes the
+   * payment. Records a capture whose callback names the session, marks the session paid (a
+   * failed payment leaves it open, the buyer may try again) and, unless `deliver: false`,
+   * delivers the callback (plus duplicates) as `pay` does. Throws for an unknown session.
+   */
+  async payRequest(
+    paymentRequestId: string,
+    options: PayOptions & { deliver?: boolean } = {},
+  ): Promise<RequestPayment> {
+    const session = this.sessionsById.get(paymentRequestId);
+    if (!session) throw new NoSuchPaymentRequestError(paymentRequestId);
+    const { status } = this.current(session);
+    if (status !== "open") return { accepted: false, reason: status };
+    const callback = this.capture(
+      session.orderId,
+      session.amountCents,
+      session.currency,
+      options,
+      session.paymentRequestId,
+    );
+    // Paid before the callback leaves: a cancel racing the delivery finds it paid, as it
+    // would at a real provider once the capture went through.
+    if (callback.status === "succeeded") session.status = "paid";
+    const statuses = options.deliver === false ? [] : await this.deliverAsPaid(callback, options);
+    return { accepted: true, callback, statuses };
   }
 
   /** Records a capture and returns its callback without delivering it. */
@@ -124,12 +197,23 @@ export class PaymentSimulator implements PaymentProvider {
     currency: string,
     options: PayOptions = {},
   ): PaymentCallback {
+    return this.capture(orderId, amountCents, currency, options);
+  }
+
+  private capture(
+    orderId: string,
+    amountCents: number,
+    currency: string,
+    options: PayOptions,
+    paymentRequestId?: string,
+  ): PaymentCallback {
     const callback: PaymentCallback = {
       eventId: options.eventId ?? `evt_${randomUUID()}`,
       orderId,
       status: options.status ?? "succeeded",
       amountCents: options.amountCents ?? amountCents,
       currency,
+      ...(paymentRequestId === undefined ? {} : { paymentRequestId }),
     };
     this.captures.push({
       paymentId: callback.eventId,
@@ -142,6 +226,15 @@ export class PaymentSimulator implements PaymentProvider {
     return callback;
   }
 
+  /** Waits `delayMs`, then delivers a payment callback (plus duplicates); the HTTP statuses. */
+  private async deliverAsPaid(callback: PaymentCallback, options: PayOptions): Promise<number[]> {
+    if (options.delayMs) await sleep(options.delayMs);
+    const statuses: number[] = [];
+    for (let i = 0; i <= (options.duplicates ?? 0); i++)
+      statuses.push(await this.deliver(callback));
+    return statuses;
+  }
+
   /** Delivers callbacks in the given order (shuffle them first to reorder). */
   async deliverAll(callbacks: PaymentCallback[]): Promise<number[]> {
     const statuses: number[] = [];
@@ -151,6 +244,53 @@ export class PaymentSimulator implements PaymentProvider {
 
   deliver(callback: PaymentCallback, signedAt = Math.floor(Date.now() / 1000)): Promise<number> {
     return this.post("/v1/payments/webhook", JSON.stringify(callback), signedAt);
+  }
+
+  async createPaymentRequest(demand: PaymentRequestDemand): Promise<ProviderPaymentRequest> {
+    assertWellFormedDemand(demand);
+    this.unavailableIfInjected();
+    const session = this.sessions.get(demand.idempotencyKey) ?? this.openSession(demand);
+    if (
+      session.orderId !== demand.orderId ||
+      session.amountCents !== demand.amountCents ||
+      session.currency !== demand.currency
+    ) {
+      throw new IdempotencyKeyReusedError(
+        `key ${demand.idempotencyKey} was first used for ${session.amountCents} ` +
+          `${session.currency} of order ${session.orderId}`,
+      );
+    }
+    return this.answerRequestCall(session);
+  }
+
+  async cancelPaymentRequest(paymentRequestId: string): Promise<ProviderPaymentRequest> {
+    this.unavailableIfInjected();
+    const session = this.sessionsById.get(paymentRequestId);
+    if (!session) throw new NoSuchPaymentRequestError(paymentRequestId);
+    // Only an open session closes; paid stays paid (the capture happened), cancelled and
+    // expired are answered as they are.
+    if (this.current(session).status === "open") session.status = "cancelled";
+    return this.answerRequestCall(session);
+  }
+
+  async paymentRequestStatus(
+    paymentRequestId: string,
+  ): Promise<ProviderPaymentRequest | undefined> {
+    const session = this.sessionsById.get(paymentRequestId);
+    return session && { ...this.current(session) };
+  }
+
+  /**
+   * Every session opened, oldest first, as it is now: count an order's sessions (never more
+   * than one per order when every call uses `payreq:<orderId>`), cancelled or paid ones.
+   */
+  paymentRequests(): ProviderPaymentRequest[] {
+    return [...this.sessions.values()].map((s) => ({ ...this.current(s) }));
+  }
+
+  /** The sessions opened for one order, oldest first. */
+  paymentRequestsOf(orderId: string): ProviderPaymentRequest[] {
+    return this.paymentRequests().filter((s) => s.orderId === orderId);
   }
 
   async paymentStatus(orderId: string): Promise<ProviderPayment> {
@@ -244,6 +384,46 @@ export class PaymentSimulator implements PaymentProvider {
     return statuses;
   }
 
+  private openSession(demand: PaymentRequestDemand): ProviderPaymentRequest {
+    const paymentRequestId = `ps_${randomUUID()}`;
+    const session: ProviderPaymentRequest = {
+      paymentRequestId,
+      orderId: demand.orderId,
+      url: `${this.pageBaseUrl}/pay/${paymentRequestId}`,
+      amountCents: demand.amountCents,
+      currency: demand.currency,
+      expiresAt: demand.expiresAt.getTime(),
+      status: "open",
+    };
+    this.sessions.set(demand.idempotencyKey, session);
+    this.sessionsById.set(paymentRequestId, session);
+    return session;
+  }
+
+  /** A session's time runs out at the provider without anyone asking: it stays expired. */
+  private current(session: ProviderPaymentRequest): ProviderPaymentRequest {
+    if (session.status === "open" && Date.now() >= session.expiresAt) session.status = "expired";
+    return session;
+  }
+
+  private unavailableIfInjected() {
+    if (this.requestSettings.unavailableNext > 0) {
+      this.requestSettings.unavailableNext--;
+      throw new ProviderUnavailableError("payment simulator: unavailable (injected)");
+    }
+  }
+
+  /** The answer to a create/cancel call whose work is done: maybe late, maybe lost. */
+  private async answerRequestCall(session: ProviderPaymentRequest) {
+    if (this.requestSettings.answerDelayMs > 0) await sleep(this.requestSettings.answerDelayMs);
+    if (this.requestSettings.lostAnswerNext > 0) {
+      this.requestSettings.lostAnswerNext--;
+      throw new ProviderUnavailableError("payment simulator: answer lost (injected)");
+    }
+    // The session as it is when answered, never the simulator's own object.
+    return { ...this.current(session) };
+  }
+
   private createRefund(request: RefundRequest): HeldRefund {
     const capture = this.captures.find((c) => c.paymentId === request.paymentId);
     const refund: ProviderRefund = {
@@ -312,7 +492,8 @@ export class PaymentSimulator implements PaymentProvider {
 }
 
 /**
- * A refund key reused for a different payment, amount or currency. Not retriable: the same
+ * An idempotency key reused for a different request: a refund key for another payment, amount
+ * or currency, a payment-request key for another order, amount or currency. Not retriable: the same
  * request will always be refused; it is a bug on the asking side. Over HTTP: 409.
  */
 export class IdempotencyKeyReusedError extends Error {
@@ -320,6 +501,15 @@ export class IdempotencyKeyReusedError extends Error {
   constructor(detail: string) {
     super(`idempotency_key_reused: ${detail}`);
     this.name = "IdempotencyKeyReusedError";
+  }
+}
+
+/** A session id the provider never gave out. Not retriable. Over HTTP: 404. */
+export class NoSuchPaymentRequestError extends Error {
+  readonly code = "not_found";
+  constructor(paymentRequestId: string) {
+    super(`no such payment request: ${paymentRequestId}`);
+    this.name = "NoSuchPaymentRequestError";
   }
 }
 
@@ -351,3 +541,19 @@ function assertWellFormed(request: RefundRequest) {
   ].filter(Boolean);
   if (problems.length > 0) throw new Error(`malformed refund request: ${problems.join(", ")}`);
 }
+
+/** A demand no provider would accept (over HTTP: a 400). Nothing is stored. */
+function assertWellFormedDemand(demand: PaymentRequestDemand) {
+  const problems = [
+    !demand.orderId && "orderId is empty",
+    !demand.idempotencyKey && "idempotencyKey is empty",
+    !(Number.isSafeInteger(demand.amountCents) && demand.amountCents > 0) &&
+      "amountCents must be a positive integer",
+    !/^[A-Z]{3}$/.test(demand.currency) && "currency must be an ISO 4217 code",
+    !(demand.expiresAt instanceof Date && Number.isFinite(demand.expiresAt.getTime())) &&
+      "expiresAt must be a valid date",
+  ].filter(Boolean);
+  if (problems.length > 0) throw new Error(`malformed payment request: ${problems.join(", ")}`);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

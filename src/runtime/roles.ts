@@ -1,6 +1,7 @@
 import type { Role } from "../config";
 import { orderCreatedConsumer } from "../consumers/order_created";
 import { paymentCompletedConsumer } from "../consumers/payment_completed";
+import { paymentRequestConsumer } from "../consumers/payment_request";
 import { refundConsumer } from "../consumers/refund_requested";
 import { stockReleaseConsumer } from "../consumers/stock_release";
 import { httpServer } from "../http/server";
@@ -17,7 +18,8 @@ import type { Component } from "./component";
  *
  * consumers: order_created → orders, payment_completed → PAID (or flagged / refund request),
  * order_status_changed → stock given back to the gate, refund_requested → refunds carried
- * out at the payment provider. relay: the outbox relay. scheduler: the
+ * out at the payment provider, payment_requests → each order's payment session opened and
+ * closed at the provider (PAYMENT_REQUESTS, on with a provider). relay: the outbox relay. scheduler: the
  * reconcile jobs on their cron schedules (each a singleton across instances).
  */
 export function componentsFor(
@@ -45,6 +47,14 @@ export function componentsFor(
           stockReleaseConsumer(services),
           refundConsumer(services, paymentProviderFor(services.config, services.database.db)),
         );
+        if (services.config.paymentRequests) {
+          components.push(
+            paymentRequestConsumer(
+              services,
+              paymentProviderFor(services.config, services.database.db),
+            ),
+          );
+        }
         break;
       case "relay":
         components.push(outboxRelay(services));

@@ -8,6 +8,7 @@ export * from "./order_items";
 export * from "./order_status_history";
 export * from "./orders";
 export * from "./outbox";
+export * from "./payment_requests";
 export * from "./payments";
 export * from "./reconcile_findings";
 export * from "./reconcile_runs";

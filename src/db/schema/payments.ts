@@ -13,6 +13,11 @@ export const PAYMENT_OUTCOMES = [
    * can no longer exist. Replaced by the final outcome then.
    */
   "AWAITING_ORDER",
+  /**
+   * The callback names a provider payment session that is not its order's (unknown, or
+   * another order's): never applied, refunded.
+   */
+  "UNKNOWN_SESSION",
 ] as const;
 export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
 

@@ -24,6 +24,8 @@ export const REFUND_CAUSES = [
   "AMOUNT_MISMATCH",
   /** A capture the provider has and no order of ours takes (the payments job found it). */
   "ORPHAN_PAYMENT",
+  /** A payment through a session that is not its order's payment request. */
+  "UNKNOWN_SESSION",
 ] as const;
 export type RefundCause = (typeof REFUND_CAUSES)[number];
 

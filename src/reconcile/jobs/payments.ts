@@ -25,6 +25,7 @@ import {
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { type Observed, recordRepair, repairUnderOrderLock } from "../repair";
 import { lastRun } from "../run_store";
+import { reconcilePaymentRequests } from "./payment_requests";
 
 /**
  * payments: the money side, as strictly as the stock job keeps the units (docs/architecture.md,
@@ -61,6 +62,7 @@ export const paymentsJob: ReconcileJob = {
     await refundsNotSent(ctx);
     await refundsStuck(ctx);
     await refundsFailed(ctx);
+    await reconcilePaymentRequests(ctx);
     const since = await scopeStart(ctx);
     const captures = await providerCaptures(ctx, since);
     for (const orderId of await ordersInScope(ctx, since, captures)) {
