@@ -38,6 +38,7 @@ describe("migrations (drizzle migrate() on the real server)", () => {
       "order_status_history",
       "orders",
       "outbox",
+      "payment_requests",
       "payments",
       "reconcile_findings",
       "reconcile_runs",

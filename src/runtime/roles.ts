@@ -48,6 +48,11 @@ export function componentsFor(
           refundConsumer(services, paymentProviderFor(services.config, services.database.db)),
         );
         if (services.config.paymentRequests) {
+          if (!services.config.paymentProviderUrl) {
+            services.logger.warn(
+              "PAYMENT_REQUESTS=on without PAYMENT_PROVIDER_URL: payment requests stay REQUESTING (no provider to open sessions)",
+            );
+          }
           components.push(
             paymentRequestConsumer(
               services,
