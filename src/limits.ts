@@ -24,6 +24,10 @@ export const LIMITS = {
   quantity: 1_000,
   skusPerSale: 500,
   perUserLimit: 10_000,
+  /** A sale's own per-user request rate: at most this many requests... */
+  userRequestLimit: 10_000,
+  /** ...in a window of at most a day. */
+  userRequestWindowSeconds: 86_400,
   stockPerSku: 10_000_000,
   priceCents: 10_000_000_000,
   /** The largest order a sale can produce: the per-user limit at the highest price. */

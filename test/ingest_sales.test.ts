@@ -40,6 +40,7 @@ describe("POST /admin/v1/sales", () => {
       perUserLimit: "2",
       paymentWindowMs: "300000",
       gate: "open",
+      userRequestRate: "off",
     });
   });
 

@@ -27,19 +27,22 @@ export function rateLimitHeaders(states: readonly RateState[]): Record<string, s
 /**
  * Counts one request of `client` against `policy` in Redis (rate_limit.lua), so every API
  * process shares the count. Over the rate: 429 RATE_LIMITED with Retry-After and the RateLimit
- * headers, before anything else is touched. `rule` null: the policy is off.
+ * headers, before anything else is touched. `rule` null: the policy is off. `keyOf` names the
+ * client's Redis key from its hashed id: the namespace's own key per policy by default; a
+ * sale's policy passes one in the sale's slot.
  */
 export async function enforceRate(
   c: Context<AppEnv>,
   policy: string,
   rule: RateRule | null,
   client: string,
+  keyOf?: (clientHash: string) => string,
 ): Promise<void> {
   if (!rule) return;
   const services = c.get("services");
   const clientHash = createHash("sha256").update(client).digest("hex").slice(0, 32);
   const [allowed, remaining, retryAfterMs, resetMs] = await services.redis.rateLimit(
-    services.keys.rateLimit(policy, clientHash),
+    keyOf ? keyOf(clientHash) : services.keys.rateLimit(policy, clientHash),
     rule.limit,
     rule.windowMs,
   );

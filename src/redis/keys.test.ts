@@ -17,6 +17,19 @@ describe("redisKeys", () => {
     }
   });
 
+  it("keeps a sale's own rate-limit counters in the sale's slot, apart per policy and client", () => {
+    const sale = keys.sale("s1");
+    expect(hashTagOf(sale.rateLimit("orders-sale-user", "abc"))).toBe(hashTagOf(sale.meta));
+    expect(sale.rateLimit("orders-sale-user", "abc")).not.toBe(
+      sale.rateLimit("orders-sale-user", "abd"),
+    );
+    expect(sale.rateLimit("orders-sale-user", "abc")).not.toBe(
+      keys.sale("s2").rateLimit("orders-sale-user", "abc"),
+    );
+    // Matched by the sale's pattern: a sale's purge and a namespace drop take them too.
+    expect(sale.rateLimit("p", "c").startsWith(sale.pattern.slice(0, -1))).toBe(true);
+  });
+
   it("keeps different resources' locks apart", () => {
     expect(keys.lock("order:1")).not.toBe(keys.lock("order:2"));
   });

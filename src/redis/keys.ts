@@ -5,7 +5,10 @@
  * script over it never fails with CROSSSLOT.
  */
 export interface SaleKeys {
-  /** Hash: startsAt, endsAt (epoch ms), perUserLimit, paymentWindowMs, gate (open|closed). */
+  /**
+   * Hash: startsAt, endsAt (epoch ms), perUserLimit, paymentWindowMs, gate (open|closed),
+   * userRequestRate (the sale's own per-user request rate: "N/Ws" or "off").
+   */
   meta: string;
   /** Hash: sku → units still available to buyers. */
   stock: string;
@@ -29,6 +32,11 @@ export interface SaleKeys {
    * client's key is hashed: any characters, bounded length, no stray hash-tag braces.
    */
   idempotency(keyHash: string): string;
+  /**
+   * A buyer's rate-limit state under one of the sale's own policies (rate_limit.lua), in the
+   * sale's slot; the client id is hashed. Expires by itself once the buyer is idle.
+   */
+  rateLimit(policy: string, clientHash: string): string;
   /** Glob matching every key of the sale (for SCAN). */
   pattern: string;
 }
@@ -64,6 +72,7 @@ export function redisKeys(namespace: string): RedisKeys {
         released: `${tag}:released`,
         stockFence: `${tag}:stock_fence`,
         idempotency: (keyHash) => `${tag}:idem:${keyHash}`,
+        rateLimit: (policy, clientHash) => `${tag}:rl:${policy}:${clientHash}`,
         pattern: `${tag}:*`,
       };
     },

@@ -17,6 +17,7 @@ const SCRIPTS = {
   settleReservation: { file: "settle_reservation.lua", numberOfKeys: 2 },
   endAttempt: { file: "end_attempt.lua", numberOfKeys: 1 },
   rateLimit: { file: "rate_limit.lua", numberOfKeys: 1 },
+  setSaleRequestRate: { file: "set_sale_request_rate.lua", numberOfKeys: 1 },
   releaseOrderUnits: { file: "release_order_units.lua", numberOfKeys: 4 },
   expireSaleKeys: { file: "expire_sale_keys.lua", numberOfKeys: 6 },
   saleSnapshot: { file: "sale_snapshot.lua", numberOfKeys: 5 },
@@ -147,6 +148,11 @@ declare module "ioredis" {
       limit: number,
       windowMs: number,
     ): Result<[number, number, number, number], Context>;
+    /**
+     * 1 = written, -1 = the sale has no meta hash, nothing written
+     * (set_sale_request_rate.lua).
+     */
+    setSaleRequestRate(meta: string, rate: string): Result<number, Context>;
     /** 1 = the record changed, 0 = gone, answered, or a newer attempt (end_attempt.lua). */
     endAttempt(
       record: string,

@@ -28,6 +28,13 @@ describe("SaleDefinition", () => {
     expect(sale.skus.map((s) => s.sku)).toEqual(["TV-55", "TV-65"]);
   });
 
+  it("takes an optional per-user request rate; null or absent means none", () => {
+    const rate = { limit: 5, windowSeconds: 1 };
+    expect(SaleDefinition.parse({ ...valid, userRequestRate: rate }).userRequestRate).toEqual(rate);
+    expect(SaleDefinition.parse({ ...valid, userRequestRate: null }).userRequestRate).toBeNull();
+    expect(SaleDefinition.parse(valid).userRequestRate).toBeUndefined();
+  });
+
   it.each([
     ["ends before it starts", { endsAt: "2026-11-27T06:59:59Z" }, "/endsAt"],
     ["ends when it starts", { endsAt: "2026-11-27T07:00:00Z" }, "/endsAt"],
@@ -59,6 +66,17 @@ describe("SaleDefinition", () => {
       "/skus/0",
     ],
     ["an unknown field", { coupon: "FREE" }, "/"],
+    [
+      "a request rate of 0 per window",
+      { userRequestRate: { limit: 0, windowSeconds: 60 } },
+      "/userRequestRate/limit",
+    ],
+    [
+      "a request rate window over a day",
+      { userRequestRate: { limit: 5, windowSeconds: 86_401 } },
+      "/userRequestRate/windowSeconds",
+    ],
+    ["a request rate as text", { userRequestRate: "5/1s" }, "/userRequestRate"],
   ])("refuses %s", (_name, change, pointer) => {
     expect(problems({ ...valid, ...change })).toContain(pointer);
   });

@@ -26,6 +26,22 @@ export const SaleSkuDefinition = z.strictObject({
   priceCents: z.number().int().min(0).max(LIMITS.priceCents),
 });
 
+/**
+ * A sale's own per-user request rate on POST /v1/orders: at most `limit` requests of one buyer
+ * in any `windowSeconds` (bursts of `limit` allowed), counted in Redis under the policy
+ * `orders-sale-user` on top of the service-wide RATE_LIMIT_* rules. The same rule as the
+ * config's "N/Ws" syntax, in the JSON form the rest of the definition uses.
+ */
+export const SaleRequestRate = z
+  .strictObject({
+    limit: z.number().int().min(1).max(LIMITS.userRequestLimit),
+    windowSeconds: z.number().int().min(1).max(LIMITS.userRequestWindowSeconds),
+  })
+  .describe(
+    "the sale's own per-user rate on POST /v1/orders: at most `limit` requests per buyer in any `windowSeconds` (policy orders-sale-user, over the service-wide limits); null or absent: none",
+  );
+export type SaleRequestRate = z.output<typeof SaleRequestRate>;
+
 export const SaleDefinition = z
   .strictObject({
     saleId: z
@@ -43,6 +59,8 @@ export const SaleDefinition = z
       .min(1)
       .max(7 * 24 * 3600),
     skus: z.array(SaleSkuDefinition).min(1).max(LIMITS.skusPerSale),
+    /** The sale's own per-user request rate; null or absent: only the service-wide ones. */
+    userRequestRate: SaleRequestRate.nullable().optional(),
   })
   .superRefine((sale, ctx) => {
     if (sale.endsAt <= sale.startsAt) {

@@ -10,6 +10,7 @@ import type { RedisClient } from "../redis/client";
 import type { RedisKeys } from "../redis/keys";
 import type { SaleDefinition } from "./definition";
 import { requestGateRebuild, salePaused } from "./gate_rebuild";
+import { metaRequestRate } from "./request_rate";
 
 export interface SaleStores {
   db: Db;
@@ -56,6 +57,10 @@ export async function loadSale(db: Db, saleId: string): Promise<StoredSale | und
     endsAt: sale.endsAt,
     perUserLimit: sale.perUserLimit,
     paymentWindowSeconds: sale.paymentWindowSeconds,
+    userRequestRate:
+      sale.userRequestLimit !== null && sale.userRequestWindowSeconds !== null
+        ? { limit: sale.userRequestLimit, windowSeconds: sale.userRequestWindowSeconds }
+        : null,
     skus: skus.map((s) => ({
       sku: s.sku,
       totalStock: s.totalStock,
@@ -71,6 +76,8 @@ const sameDefinition = (a: SaleDefinition, b: SaleDefinition) => {
       .sort((x, y) => (x.sku < y.sku ? -1 : 1))
       .map((k) => `${k.sku}:${k.totalStock}:${k.priceCents}`)
       .join(",");
+  const rate = (s: SaleDefinition) =>
+    s.userRequestRate ? `${s.userRequestRate.limit}/${s.userRequestRate.windowSeconds}` : "off";
   return (
     a.saleId === b.saleId &&
     a.currency === b.currency &&
@@ -78,6 +85,7 @@ const sameDefinition = (a: SaleDefinition, b: SaleDefinition) => {
     a.endsAt.getTime() === b.endsAt.getTime() &&
     a.perUserLimit === b.perUserLimit &&
     a.paymentWindowSeconds === b.paymentWindowSeconds &&
+    rate(a) === rate(b) &&
     skus(a) === skus(b)
   );
 };
@@ -103,6 +111,8 @@ export async function createSale(
         endsAt: definition.endsAt,
         perUserLimit: definition.perUserLimit,
         paymentWindowSeconds: definition.paymentWindowSeconds,
+        userRequestLimit: definition.userRequestRate?.limit ?? null,
+        userRequestWindowSeconds: definition.userRequestRate?.windowSeconds ?? null,
       });
       await tx.insert(saleSkus).values(
         definition.skus.map((s) => ({
@@ -142,7 +152,9 @@ export async function createSale(
  * Writes the sale's rules into its Redis gate and, for each SKU the gate does not have yet,
  * the units still available: total minus what MySQL already holds. SKUs already in Redis
  * keep their count, so re-arming never resets reserved or sold units. With keyRetentionMs the
- * gate expires at saleKeysExpireAt (re-arming writes the same instant again).
+ * gate expires at saleKeysExpireAt (re-arming writes the same instant again). The sale's own
+ * per-user request rate goes into the meta hash too, "off" when it has none
+ * (src/sales/request_rate.ts).
  */
 export async function armSaleGate(
   stores: SaleStores,
@@ -152,7 +164,7 @@ export async function armSaleGate(
 ): Promise<number> {
   const keys = stores.keys.sale(sale.saleId);
   const expireAt =
-    stores.keyRetentionMs === undefined ? [] : [saleKeysExpireAt(sale, stores.keyRetentionMs)];
+    stores.keyRetentionMs === undefined ? "" : saleKeysExpireAt(sale, stores.keyRetentionMs);
   return stores.redis.armSale(
     keys.meta,
     keys.stock,
@@ -163,7 +175,8 @@ export async function armSaleGate(
     initialGate,
     sale.skus.length,
     ...sale.skus.flatMap((s) => [s.sku, Math.max(0, s.totalStock - s.held)]),
-    ...expireAt,
+    expireAt,
+    metaRequestRate(sale.userRequestRate),
   );
 }
 

@@ -35,6 +35,7 @@ export function registerAdminV1SalesCreate(app: App) {
         endsAt: sale.endsAt.toISOString(),
         perUserLimit: sale.perUserLimit,
         paymentWindowSeconds: sale.paymentWindowSeconds,
+        userRequestRate: sale.userRequestRate ?? null,
         skus: sale.skus.map((s) => ({
           sku: s.sku,
           totalStock: s.totalStock,

@@ -6,6 +6,7 @@ import { LIMITS } from "../../limits";
 import { countOrderOutcome } from "../../metrics/metrics";
 import { MAX_KEY_LENGTH } from "../../orders/idempotency_keys";
 import { flagDuplicateSkus, SALE_ID, SKU } from "../../sales/definition";
+import { saleRequestRate } from "../../sales/request_rate";
 import { buyerAuth } from "../buyer_auth";
 import type { App } from "../env";
 import { shedLoad } from "../load_shedding";
@@ -13,6 +14,9 @@ import { enforceRate, ratePerAddress } from "../rate_limit";
 import { jsonBody, validHeaders } from "../validation";
 
 export const MAX_ITEMS_PER_ORDER = LIMITS.itemsPerOrder;
+
+/** The policy of a sale's own per-buyer request rate (SaleDefinition.userRequestRate). */
+export const SALE_USER_POLICY = "orders-sale-user";
 
 const KEY_RULE = `required, 1 to ${MAX_KEY_LENGTH} characters`;
 export const PlaceOrderHeaders = z.object({
@@ -49,7 +53,8 @@ export function registerV1OrdersCreate(app: App, config: Config) {
   const limits = config.ingest.rateLimits;
   app.post(
     "/v1/orders",
-    // Cheapest first: shed, who, how often from where; then the body; then how often per buyer.
+    // Cheapest first: shed, who, how often from where; then the body; then how often per buyer
+    // (service-wide, then the sale's own rate).
     shedLoad(config.ingest.maxInFlight),
     buyerAuth(config),
     ratePerAddress("orders-address", limits.ordersPerAddress),
@@ -63,7 +68,18 @@ export function registerV1OrdersCreate(app: App, config: Config) {
         throw new AppError("USER_MISMATCH", "userId must be the subject of the bearer token");
       }
       await enforceRate(c, "orders-user", limits.ordersPerUser, body.userId);
-      const answer = await countOrderOutcome(placeOrder(c.get("services"), body, key));
+      // The sale's own per-buyer rate, if it has one: counted in the sale's Redis slot, read
+      // through an in-process cache (src/sales/request_rate.ts), so a sale without one costs
+      // no round trip.
+      const services = c.get("services");
+      await enforceRate(
+        c,
+        SALE_USER_POLICY,
+        await saleRequestRate(services, body.saleId),
+        body.userId,
+        (clientHash) => services.keys.sale(body.saleId).rateLimit(SALE_USER_POLICY, clientHash),
+      );
+      const answer = await countOrderOutcome(placeOrder(services, body, key));
       // Only accepted orders are answered here (rejections are thrown), first time or replayed.
       const headers: Record<string, string> = {
         "content-type": "application/json",

@@ -15,7 +15,10 @@
   ARGV[7+2n]  (optional) the sale's expiry, epoch ms: its end + payment window + retention.
            Both keys expire then; the meta hash's expiry is the one the sale's other scripts
            copy to keys they create (release_order_units.lua, rebuild_gate.lua). An instant
-           already past leaves no gate: the sale's retention is over.
+           already past leaves no gate: the sale's retention is over. "" for none.
+  ARGV[8+2n]  (optional) the sale's own per-user request rate, "N/Ws" or "off", written to
+           the meta hash as userRequestRate. Absent leaves the field as it is; a meta without
+           it is read from MySQL by the API (src/sales/request_rate.ts).
 
   Returns the number of SKUs armed now (0 when every SKU was already armed).
 ]]
@@ -26,6 +29,10 @@ local n = tonumber(ARGV[6])
 local armed = 0
 for i = 1, n do
   armed = armed + redis.call("HSETNX", KEYS[2], ARGV[5 + 2 * i], ARGV[6 + 2 * i])
+end
+local rate = ARGV[8 + 2 * n]
+if rate and rate ~= "" then
+  redis.call("HSET", KEYS[1], "userRequestRate", rate)
 end
 local expireAt = ARGV[7 + 2 * n]
 if expireAt and expireAt ~= "" then
