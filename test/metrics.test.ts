@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { auditHead, outbox, payments, refunds } from "../src/db/schema";
+import { auditHead, outbox, paymentRequests, payments, refunds } from "../src/db/schema";
 import { metricsServer } from "../src/metrics/server";
 import { auditJob } from "../src/reconcile/jobs/audit";
 import { outboxJob } from "../src/reconcile/jobs/outbox";
@@ -183,6 +183,14 @@ describe("GET /metrics", () => {
       status: "FAILED",
       requestedBy: "test",
     });
+    // A payment request stuck REQUESTING.
+    await world.db.insert(paymentRequests).values({
+      orderId,
+      status: "REQUESTING",
+      amountCents: 1_000,
+      currency: "EUR",
+      expiresAt: new Date(Date.now() + 600_000),
+    });
     const before = (await scrape()).samples;
     await reconcile(world.services, outboxJob, "DRY_RUN");
     await reconcile(world.services, auditJob, "APPLY");
@@ -222,10 +230,11 @@ describe("GET /metrics", () => {
         sumOf(s, "flashsale_outbox_unsent_rows") >= 1 &&
         sumOf(s, "flashsale_outbox_oldest_unsent_age_seconds") >= 100 &&
         sumOf(s, "flashsale_payments_parked") === 1 &&
-        sumOf(s, "flashsale_refunds", { status: "FAILED" }) === 1
+        sumOf(s, "flashsale_refunds", { status: "FAILED" }) === 1 &&
+        sumOf(s, "flashsale_payment_requests", { status: "REQUESTING" }) === 1
           ? true
           : undefined,
-      "audit verify ok, the chain's length, the outbox backlog, a parked payment, a failed refund",
+      "audit verify ok, the chain's length, the outbox backlog, a parked payment, a failed refund, a stuck payment request",
     );
   });
 

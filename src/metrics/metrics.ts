@@ -149,6 +149,11 @@ export const refundsByStatus = gauge(
   "Refund rows by status (REQUESTED, SENT, SUCCEEDED, FAILED)",
   ["status"],
 );
+export const paymentRequestsByStatus = gauge(
+  "flashsale_payment_requests",
+  "Payment request rows by status (REQUESTING, OPEN, PAID, CANCELLED)",
+  ["status"],
+);
 export const saleGateState = gauge(
   "flashsale_sale_gate_state",
   "The Redis gate of each live sale: 1 for its state (upcoming, open, ended, closed, lost), 0 for the others",

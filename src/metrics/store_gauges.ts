@@ -2,6 +2,8 @@ import { and, asc, count, desc, eq, gt, inArray, isNull, min } from "drizzle-orm
 import {
   auditHead,
   outbox,
+  PAYMENT_REQUEST_STATUSES,
+  paymentRequests,
   payments,
   reconcileFindings,
   reconcileRuns,
@@ -25,6 +27,7 @@ import {
   consumerLag,
   outboxOldestUnsentAge,
   outboxUnsent,
+  paymentRequestsByStatus,
   paymentsParked,
   publisherInFlight,
   publisherQueued,
@@ -73,6 +76,18 @@ const sources: Record<string, Source> = {
     refundsByStatus.reset();
     for (const status of ["REQUESTED", "SENT", "SUCCEEDED", "FAILED"]) {
       refundsByStatus.set({ status }, rows.find((r) => r.status === status)?.rows ?? 0);
+    }
+  },
+
+  async paymentRequests({ database: { db } }) {
+    // payment_requests_status_ix (status, updated_at) covers it.
+    const rows = await db
+      .select({ status: paymentRequests.status, rows: count() })
+      .from(paymentRequests)
+      .groupBy(paymentRequests.status);
+    paymentRequestsByStatus.reset();
+    for (const status of PAYMENT_REQUEST_STATUSES) {
+      paymentRequestsByStatus.set({ status }, rows.find((r) => r.status === status)?.rows ?? 0);
     }
   },
 
