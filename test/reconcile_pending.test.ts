@@ -54,6 +54,35 @@ describe("pending job while payment_completed is behind", () => {
   }, 120_000);
 });
 
+describe("pending job and a payment of the wrong amount", () => {
+  // Found by the chaos campaign (seed 7): a wrong-amount capture, refunded by the payment path,
+  // kept its order PENDING for good (pending_payment_mismatch, SKIPPED on every run).
+  it("expires the order at the end of its window: the wrong payment is refunded, never kept", async () => {
+    const sale = await openSale(world.app, world.services, {
+      paymentWindowSeconds: 1,
+      skus: [{ sku: "A", totalStock: 5, priceCents: 700 }],
+    });
+    const order = await persistedPendingOrder(sale.saleId, "u-wrong-amount");
+    const provider = simulatedProvider(world);
+    expect(await provider.pay(order.id, 700, "EUR", { amountCents: 300 })).toEqual([200]);
+    await eventually(
+      async () =>
+        (await paymentsOf(world, order.id)).find((p) => p.outcome === "MISMATCH")
+          ? true
+          : undefined,
+      { what: "the wrong payment recorded MISMATCH" },
+    );
+    await passed(order.payBy.getTime());
+
+    const run = await reconcile(world.services, pendingJob, "APPLY", {
+      saleId: sale.saleId,
+      provider,
+    });
+    expect(summary(run)).toEqual([`pending_expired REPAIRED ${order.id}`]);
+    expect((await orderRow(world, order.id))?.status).toBe("EXPIRED");
+  }, 60_000);
+});
+
 describe("payment for an order that can never exist", () => {
   it("is refunded at once when its order_created is logged FAILED, without waiting for the order", async () => {
     const sale = await openSale(world.app, world.services, {

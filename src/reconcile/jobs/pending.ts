@@ -116,34 +116,42 @@ function paymentsConsumed(ctx: JobContext): () => Promise<boolean> {
   };
 }
 
+/**
+ * The order's payment as the provider holds it: its latest successful capture of the order's
+ * amount and currency, else none. A capture of another amount never pays the order: the
+ * payment path records it MISMATCH and refunds it (or the payments job does, if its callback
+ * never came), so it must not keep the order PENDING past its window either.
+ */
+async function paymentFor(ctx: JobContext, order: DueOrder): Promise<ProviderPayment> {
+  const { captures } = await ctx.provider.records(order.id);
+  const paid = captures.findLast(
+    (c) =>
+      c.status === "succeeded" &&
+      c.amountCents === order.totalCents &&
+      c.currency === order.currency,
+  );
+  if (!paid) return { status: "none" };
+  return {
+    status: "succeeded",
+    eventId: paid.paymentId,
+    amountCents: paid.amountCents,
+    currency: paid.currency,
+  };
+}
+
 async function settleOrder(ctx: JobContext, order: DueOrder, caughtUp: () => Promise<boolean>) {
   const entity = { entityType: "order" as const, entityId: order.id };
   // Asked before the provider: a payment the consumer applied up to then is seen by it.
   const consumed = await caughtUp();
   let payment: ProviderPayment;
   try {
-    payment = await ctx.provider.paymentStatus(order.id);
+    payment = await paymentFor(ctx, order);
   } catch (error) {
     await ctx.record({
       ...entity,
       kind: "pending_unknown",
       action: ctx.apply ? "FAILED" : "NONE",
       detail: `the payment provider did not answer: ${(error as Error).message}`,
-    });
-    return;
-  }
-  const expected = { amountCents: order.totalCents, currency: order.currency };
-  if (
-    payment.status === "succeeded" &&
-    (payment.amountCents !== order.totalCents || payment.currency !== order.currency)
-  ) {
-    await ctx.record({
-      ...entity,
-      kind: "pending_payment_mismatch",
-      expected,
-      actual: { amountCents: payment.amountCents, currency: payment.currency },
-      action: ctx.apply ? "SKIPPED" : "NONE",
-      detail: "the provider took another amount than the order's; a person decides",
     });
     return;
   }
