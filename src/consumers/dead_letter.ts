@@ -47,7 +47,13 @@ async function sendToDeadLetter(
           alreadyApplied,
           payload: message.value?.toString("utf8") ?? "",
         }),
-        headers: { "event-id": eventIdOf(source), error: error.slice(0, 500) },
+        // The original headers go along (event type, trace context, a re-drive's
+        // x-redrive-count): a re-drive sends them back with the payload.
+        headers: {
+          ...message.headers,
+          "event-id": eventIdOf(source),
+          error: error.slice(0, 500),
+        },
       },
     ],
   });

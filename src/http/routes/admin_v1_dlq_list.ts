@@ -1,5 +1,9 @@
 import { z } from "zod";
-import { type DeadLetterCursor, listDeadLetters } from "../../reconcile/dead_letters";
+import {
+  DEAD_LETTER_STATES,
+  type DeadLetterCursor,
+  listDeadLetters,
+} from "../../reconcile/dead_letters";
 import type { App } from "../env";
 import { describeRoute } from "../openapi";
 import { nextCursor } from "../pagination";
@@ -32,6 +36,7 @@ const Cursor = z
 const Query = z.strictObject({
   topic: z.string().min(1).max(200).optional(),
   consumer: z.string().min(1).max(64).optional(),
+  state: z.enum(DEAD_LETTER_STATES).optional(),
   limit: z.coerce.number().int().min(1).max(1_000).default(100),
   cursor: Cursor.optional(),
 });
@@ -47,18 +52,30 @@ const DeadLetterSchema = z.object({
   error: z.string().nullable(),
   firstFailureAt: z.string(),
   lastFailureAt: z.string(),
+  state: z
+    .enum(DEAD_LETTER_STATES)
+    .describe("open; redriven (sent back to its topic); discarded (with a reason)"),
+  handled: z
+    .object({
+      action: z.enum(["redrive", "discard"]),
+      by: z.string(),
+      at: z.string(),
+      reason: z.string().nullable(),
+    })
+    .nullable(),
 });
 
 /**
  * GET /admin/v1/dlq (reconcile:read): the messages consumers dead-lettered, newest failure
- * first, per topic or consumer, by cursor. Re-drive and discard are not built yet.
+ * first, per topic, consumer or state, by cursor. Each says whether it is open, re-driven or
+ * discarded (POST /admin/v1/dlq/{topic}/redrive|discard, dlq:write) and by whom.
  */
 export function registerAdminV1DlqList(app: App) {
   const route = describeRoute(app, {
     method: "get",
     path: "/admin/v1/dlq",
     summary:
-      "Browse dead-lettered messages (topic, partition, offset, error, first/last failure, attempts)",
+      "Browse dead-lettered messages (topic, partition, offset, error, first/last failure, attempts, state)",
     tags: ["dlq"],
     scope: "reconcile:read",
     query: Query,
