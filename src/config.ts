@@ -278,6 +278,19 @@ const EnvSchema = z
     // Each order asks the provider for a payment session (src/payments/payment_requests.ts).
     // Unset: on when PAYMENT_PROVIDER_URL is set (only a provider's API can open sessions).
     PAYMENT_REQUESTS: z.enum(["on", "off"]).optional(),
+    // Traces (src/tracing/setup.ts): an OTLP/HTTP collector's base URL (spans go to
+    // <url>/v1/traces, JSON). Unset: no tracing at all, no trace headers written.
+    OTEL_EXPORTER_OTLP_ENDPOINT: url(["http:", "https:"]).optional(),
+    OTEL_SERVICE_NAME: z.string().trim().min(1).max(100).default("flashsale"),
+    // How long finished spans wait to be exported together (the batch span processor).
+    OTEL_BSP_SCHEDULE_DELAY: positiveInt.max(60_000).default(5_000),
+    // Share of new traces recorded (0 to 1); a trace that comes with a traceparent follows
+    // its caller's decision (parent-based sampling).
+    OTEL_TRACES_SAMPLER_ARG: z.coerce
+      .number({ error: "must be a number from 0 to 1" })
+      .min(0, "must be a number from 0 to 1")
+      .max(1, "must be a number from 0 to 1")
+      .default(1),
     // Signs the audit chain's checkpoints (src/audit/checkpoints.ts). Kept out of the database
     // on purpose. Unset: no checkpoint is written or checked, and `audit verify` says so.
     AUDIT_CHECKPOINT_KEY: z.string().min(32, "must be at least 32 characters").optional(),
@@ -378,6 +391,17 @@ export interface Config {
   paymentRequests: boolean;
   /** HMAC key of the audit checkpoints; unset: checkpoints are neither written nor checked. */
   auditCheckpointKey?: string;
+  /** OTLP/HTTP trace export; `endpoint` unset: tracing is off. */
+  tracing: TracingConfig;
+}
+
+export interface TracingConfig {
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: the collector's base URL (spans go to `<endpoint>/v1/traces`). */
+  endpoint?: string;
+  serviceName: string;
+  exportDelayMs: number;
+  /** Share of new root traces sampled (parent-based: a caller's decision is kept). */
+  sampleRatio: number;
 }
 
 /** Names every variable that failed, one per line, e.g. `PORT: must be ...`. */
@@ -477,5 +501,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     paymentRequests: (e.PAYMENT_REQUESTS ?? (e.PAYMENT_PROVIDER_URL ? "on" : "off")) === "on",
     ...(e.AUDIT_CHECKPOINT_KEY ? { auditCheckpointKey: e.AUDIT_CHECKPOINT_KEY } : {}),
     ...(e.LOG_FORMAT ? { logFormat: e.LOG_FORMAT } : {}),
+    tracing: {
+      ...(e.OTEL_EXPORTER_OTLP_ENDPOINT ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+      serviceName: e.OTEL_SERVICE_NAME,
+      exportDelayMs: e.OTEL_BSP_SCHEDULE_DELAY,
+      sampleRatio: e.OTEL_TRACES_SAMPLER_ARG,
+    },
   };
 }

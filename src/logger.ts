@@ -2,6 +2,7 @@ import { isatty } from "node:tty";
 import pino from "pino";
 import { prettyFactory } from "pino-pretty";
 import type { LogFormat } from "./config";
+import { traceLogFields } from "./tracing/tracing";
 
 export type Logger = pino.Logger;
 
@@ -14,6 +15,7 @@ export type LogDestination = 1 | 2 | { write(line: string): unknown };
  * pretty when the destination is a terminal, JSON lines otherwise. Pretty lines come from
  * pino-pretty's formatter, called in the write itself: pino's worker-thread transports do not
  * work under Bun, and a synchronous write is never lost when the process exits.
+ * A line written inside a span carries its `trace_id` and `span_id` (tracing on only).
  */
 export function createLogger(
   level: pino.LevelWithSilent,
@@ -25,7 +27,7 @@ export function createLogger(
     typeof destination === "number"
       ? pino.destination({ fd: destination, sync: true })
       : destination;
-  const options = { level, base: { pid: process.pid, ...base } };
+  const options = { level, base: { pid: process.pid, ...base }, mixin: traceLogFields };
   if (format === "json") return pino(options, out);
   const prettify = prettyFactory({
     colorize: isTerminal(destination),

@@ -7,6 +7,7 @@ import { createLogger } from "./logger";
 import type { Component } from "./runtime/component";
 import { componentsFor } from "./runtime/roles";
 import { createServices } from "./services";
+import { startTracing } from "./tracing/setup";
 
 // `bun run start`: one process running the roles named in ROLES (default: all).
 
@@ -49,6 +50,10 @@ try {
   console.error(`start failed: ${failure.line}`);
   process.exit(failure.exit);
 }
+// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; before any role starts, so every span and
+// every message header is there from the first request.
+const tracing = startTracing(config.tracing);
+if (tracing) logger.info({ endpoint: config.tracing.endpoint }, "exporting traces (OTLP/HTTP)");
 const services = createServices(config, logger);
 let draining = false;
 const components: Component[] = componentsFor(config.roles, services, () => draining);
@@ -73,6 +78,8 @@ async function shutdown(signal: string, exitCode = 0): Promise<never> {
     }
   }
   await services.close();
+  // The spans of the last requests and messages, before the process goes.
+  await tracing?.shutdown().catch((error) => logger.warn({ err: error }, "trace export failed"));
   clearTimeout(deadline);
   logger.info("shutdown complete");
   process.exit(exitCode);

@@ -22,6 +22,7 @@ const SHARED = [
   "orders/status.ts", // the order-state vocabulary: the schema's enum and the events use it
   "services.ts", // the composition root's type: the stores a caller hands down
   "metrics/metrics.ts", // the metric definitions: every layer counts through them
+  "tracing/tracing.ts", // spans and trace-context propagation: every layer traces through it
 ];
 const STORES = ["db/", "redis/", "kafka/", "lock/"];
 const DOMAIN = [

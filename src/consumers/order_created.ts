@@ -5,6 +5,7 @@ import { LockLostError } from "../lock/distributed_lock";
 import { type PersistInput, persistOrderBatch } from "../orders/persist_orders";
 import { releaseReservation, settleReservation } from "../sales/reservations";
 import type { Services } from "../services";
+import { currentTraceparent, transactionSpan, withTraceContext } from "../tracing/tracing";
 import { type ConsumerOptions, orderLocks, serviceConsumer } from "./service_consumer";
 
 export interface OrderCreatedConsumerOptions extends ConsumerOptions {
@@ -43,37 +44,53 @@ export function orderCreatedConsumer(
         topic,
         partition: d.partition,
         offset: d.message.offset,
+        traceparent: currentTraceparent(d.context),
       }));
-      const outcomes = await services.database.db.transaction(async (tx) => {
-        const result = await persistOrderBatch(tx, inputs, {
-          requestPayments: services.config.paymentRequests,
-        });
-        // A lock lost mid-way (paused process, Redis trouble): do not commit; redo the chunk.
-        const lost = [...held.values()].find((l) => l.signal.aborted);
-        if (lost) throw new LockLostError(lost.resource);
-        return result;
-      });
-      // Side effects outside MySQL, after the commit, still under the locks.
+      // One transaction for the chunk: its span is a child of the first message's span (the
+      // runner made it active) and links every message's, and each message's span links back.
+      const outcomes = await transactionSpan(
+        "persist_orders",
+        chunk.map((d) => d.context),
+        () =>
+          services.database.db.transaction(async (tx) => {
+            const result = await persistOrderBatch(tx, inputs, {
+              requestPayments: services.config.paymentRequests,
+            });
+            // A lock lost mid-way (paused process, Redis trouble): do not commit; redo the chunk.
+            const lost = [...held.values()].find((l) => l.signal.aborted);
+            if (lost) throw new LockLostError(lost.resource);
+            return result;
+          }),
+      );
+      // Side effects outside MySQL, after the commit, still under the locks, each in its
+      // message's trace.
       await Promise.all(
-        outcomes.map(async (outcome, i) => {
-          // ALREADY_DONE too: a crash between an earlier commit and this step left it undone.
-          // Both calls are no-ops when the reservation is already gone.
-          const oversold =
-            outcome.result === "CANCELLED" ||
-            (outcome.result === "ALREADY_DONE" && outcome.oversold);
-          if (oversold) {
-            await releaseReservation(
-              services.redis,
-              services.keys,
-              outcome.saleId,
-              outcome.orderId,
-            );
-          } else if (outcome.result === "PENDING" || outcome.result === "ALREADY_DONE") {
-            await settleReservation(services.redis, services.keys, outcome.saleId, outcome.orderId);
-          } else if (outcome.result === "REJECTED") {
-            await ctx.deadLetter(chunk[i] as Delivery<OrderCreatedEvent>, outcome.error);
-          }
-        }),
+        outcomes.map((outcome, i) =>
+          withTraceContext(chunk[i]?.context, async () => {
+            // ALREADY_DONE too: a crash between an earlier commit and this step left it undone.
+            // Both calls are no-ops when the reservation is already gone.
+            const oversold =
+              outcome.result === "CANCELLED" ||
+              (outcome.result === "ALREADY_DONE" && outcome.oversold);
+            if (oversold) {
+              await releaseReservation(
+                services.redis,
+                services.keys,
+                outcome.saleId,
+                outcome.orderId,
+              );
+            } else if (outcome.result === "PENDING" || outcome.result === "ALREADY_DONE") {
+              await settleReservation(
+                services.redis,
+                services.keys,
+                outcome.saleId,
+                outcome.orderId,
+              );
+            } else if (outcome.result === "REJECTED") {
+              await ctx.deadLetter(chunk[i] as Delivery<OrderCreatedEvent>, outcome.error);
+            }
+          }),
+        ),
       );
     } finally {
       await Promise.all([...held.values()].map((l) => l.release().catch(() => false)));

@@ -4,6 +4,7 @@ import { PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
 import { LockLostError } from "../lock/distributed_lock";
 import { applyPayment, OrderNotYetPersisted, parkPayment } from "../payments/apply_payment";
 import type { Services } from "../services";
+import { transactionSpan } from "../tracing/tracing";
 import { type ConsumerOptions, orderLocks, serviceConsumer } from "./service_consumer";
 
 export interface PaymentConsumerOptions extends ConsumerOptions {
@@ -42,11 +43,13 @@ export function paymentCompletedConsumer(
     };
     const lock = await locks.acquire(`order:${event.orderId}`);
     try {
-      const outcome = await services.database.db.transaction(async (tx) => {
-        const result = await applyPayment(tx, event, { ...source, fence: lock.fence });
-        if (lock.signal.aborted) throw new LockLostError(lock.resource);
-        return result;
-      });
+      const outcome = await transactionSpan("apply_payment", [], () =>
+        services.database.db.transaction(async (tx) => {
+          const result = await applyPayment(tx, event, { ...source, fence: lock.fence });
+          if (lock.signal.aborted) throw new LockLostError(lock.resource);
+          return result;
+        }),
+      );
       if (outcome) {
         log.info(
           { orderId: event.orderId, eventId: paymentEventId(event.eventId), outcome },

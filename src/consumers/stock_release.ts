@@ -3,6 +3,7 @@ import type { Delivery, RunningConsumer } from "../kafka/consumer_runner";
 import { STOCK_RELEASE_CONSUMER } from "../kafka/topics";
 import { releaseOrderUnits } from "../sales/reservations";
 import type { Services } from "../services";
+import { withTraceContext } from "../tracing/tracing";
 import { type ConsumerOptions, serviceConsumer } from "./service_consumer";
 
 /**
@@ -39,7 +40,8 @@ export function stockReleaseConsumer(
       // the messages of a chunk can go in parallel.
       chunkSize: 500,
       handle: async (chunk) => {
-        await Promise.all(chunk.map(release));
+        // Each in its message's trace: its log line carries that trace_id.
+        await Promise.all(chunk.map((d) => withTraceContext(d.context, () => release(d))));
       },
     },
     options,

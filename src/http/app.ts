@@ -12,10 +12,13 @@ import { problemResponse } from "./problem";
 import { rateLimitHeaders, ratePerAddress } from "./rate_limit";
 import { REQUEST_ID_HEADER, resolveRequestId } from "./request_id";
 import { requestMetrics } from "./request_metrics";
+import { requestTracing } from "./request_tracing";
 import { registerAdminV1AuditExport } from "./routes/admin_v1_audit_export";
 import { registerAdminV1AuditList } from "./routes/admin_v1_audit_list";
 import { registerAdminV1AuditVerify } from "./routes/admin_v1_audit_verify";
+import { registerAdminV1DlqDiscard } from "./routes/admin_v1_dlq_discard";
 import { registerAdminV1DlqList } from "./routes/admin_v1_dlq_list";
+import { registerAdminV1DlqRedrive } from "./routes/admin_v1_dlq_redrive";
 import { registerAdminV1OrdersTimeline } from "./routes/admin_v1_orders_timeline";
 import { registerAdminV1OrdersTransition } from "./routes/admin_v1_orders_transition";
 import { registerAdminV1ReconcileFindingsList } from "./routes/admin_v1_reconcile_findings_list";
@@ -62,6 +65,7 @@ export function createApp(services: Services, options: AppOptions = {}): App {
   const log = services.logger.child({ component: "http" });
 
   app.use("*", requestMetrics); // first: it times and counts every answer, errors too
+  app.use("*", requestTracing); // the request's span: everything after runs in it
   app.use("*", async (c, next) => {
     const requestId = resolveRequestId(c.req.header(REQUEST_ID_HEADER));
     c.set("services", services);
@@ -123,6 +127,8 @@ export function createApp(services: Services, options: AppOptions = {}): App {
   registerAdminV1RepairsApprove(app);
   registerAdminV1RepairsApply(app);
   registerAdminV1DlqList(app);
+  registerAdminV1DlqRedrive(app);
+  registerAdminV1DlqDiscard(app);
   describeExistingRoutes(app);
   registerDocs(app);
   serveOpenApi(app);

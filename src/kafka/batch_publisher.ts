@@ -1,5 +1,13 @@
 import type { Message } from "kafkajs";
 import { timePublish } from "../metrics/metrics";
+import {
+  contextWithSpan,
+  endSpan,
+  injectTraceContext,
+  SpanKind,
+  startSpan,
+  tracingEnabled,
+} from "../tracing/tracing";
 import { ACKS_ALL } from "./client";
 import type { MessageProducer } from "./renewing_producer";
 
@@ -77,7 +85,35 @@ export class BatchPublisher {
     return this.outstanding;
   }
 
+  /**
+   * With tracing on, the message goes out in a PRODUCER span (`publish <topic>`, from here to
+   * the broker's answer) whose traceparent rides in the message's headers.
+   */
   publish(topic: string, message: Message): Promise<void> {
+    if (!tracingEnabled()) return this.enqueue(topic, message);
+    const span = startSpan(`publish ${topic}`, {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": topic,
+        ...(typeof message.key === "string" ? { "messaging.kafka.message.key": message.key } : {}),
+      },
+    });
+    const headers = injectTraceContext(
+      { ...message.headers },
+      span ? contextWithSpan(span) : undefined,
+    );
+    return this.enqueue(topic, { ...message, headers }).then(
+      () => endSpan(span),
+      (error: unknown) => {
+        endSpan(span, error);
+        throw error;
+      },
+    );
+  }
+
+  private enqueue(topic: string, message: Message): Promise<void> {
     if (this.queue.length >= this.limits.maxQueued) {
       return Promise.reject(
         new PublishNotSentError(

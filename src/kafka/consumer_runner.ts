@@ -6,6 +6,18 @@ import type { Logger } from "../logger";
 import { consumerDeadLettered, consumerProcessed, consumerRetries } from "../metrics/metrics";
 import type { Component } from "../runtime/component";
 import { describeError, isTransientStoreError } from "../store_errors";
+import {
+  contextWithSpan,
+  endSpan,
+  extractTraceContext,
+  failSpan,
+  SpanKind,
+  spanOf,
+  startSpan,
+  type TraceContext,
+  tracingEnabled,
+  withTraceContext,
+} from "../tracing/tracing";
 import { nextOffset, subscribedConsumer } from "./client";
 
 /** One message of a batch, decoded. */
@@ -17,6 +29,12 @@ export interface Delivery<E> {
   topic: string;
   partition: number;
   message: KafkaMessage;
+  /**
+   * Tracing on: the context of this message's consumer span (`process <topic>`), a child of
+   * the traceparent in its headers. The handler runs in the chunk's first message's context;
+   * work done for one message of a larger chunk runs in its own (withTraceContext).
+   */
+  context?: TraceContext;
 }
 
 export interface HandlerContext {
@@ -137,6 +155,7 @@ export function consumerRunner<E>(
     error: string,
   ) {
     const orderId = (delivery.event as { orderId?: unknown } | undefined)?.orderId;
+    failSpan(spanOf(delivery.context), `dead-lettered: ${error}`);
     const sent = await options.deadLetter(
       { topic: delivery.topic, partition: delivery.partition, message: delivery.message },
       error,
@@ -153,7 +172,11 @@ export function consumerRunner<E>(
   }
 
   /** One message decoded, or dead-lettered when it cannot be. */
-  async function decodeOne(message: KafkaMessage, partition: number): Promise<Decoded<E>> {
+  async function decodeOne(
+    message: KafkaMessage,
+    partition: number,
+    context: TraceContext | undefined,
+  ): Promise<Decoded<E>> {
     const raw = message.value?.toString("utf8") ?? "";
     const base = {
       raw,
@@ -161,6 +184,7 @@ export function consumerRunner<E>(
       topic: definition.topic,
       partition,
       message,
+      context,
     };
     let json: unknown;
     try {
@@ -181,26 +205,81 @@ export function consumerRunner<E>(
    * Decodes a chunk; what cannot decode is dead-lettered and left out. `seen` is the batch's
    * memory (by offset): a retry or a split of the chunk does not decode, nor dead-letter, a
    * message again. A dead letter that failed is not remembered, so it is tried again.
+   * `contexts` (tracing on): each message's consumer span of this run of the chunk.
    */
   async function decode(
     messages: KafkaMessage[],
     partition: number,
     seen: Map<string, Decoded<E>>,
+    contexts: Map<string, TraceContext> | undefined,
   ): Promise<Delivery<E>[]> {
     const decoded: Delivery<E>[] = [];
     for (const message of messages) {
+      const context = contexts?.get(message.offset);
       let outcome = seen.get(message.offset);
       if (outcome === undefined) {
-        outcome = await decodeOne(message, partition);
+        outcome = await decodeOne(message, partition, context);
         seen.set(message.offset, outcome);
       }
-      if (outcome !== DEAD_LETTERED) decoded.push(outcome);
+      if (outcome !== DEAD_LETTERED) {
+        // The same message in a chunk's retry or split has a new span: the current one.
+        decoded.push(contexts ? { ...outcome, context } : outcome);
+      }
     }
     return decoded;
   }
 
   const backoff = (attempt: number) =>
     Math.min(retry.initialBackoffMs * 2 ** (attempt - 1), retry.maxBackoffMs);
+
+  /**
+   * Tracing on: one CONSUMER span per message (`process <topic>`, child of the traceparent in
+   * its headers) around the whole run of its chunk, retries and backoffs included; the chunk
+   * runs in its first message's span, so the handler's own spans (the MySQL transaction) and
+   * the runner's log lines belong to that message's trace. Off: processChunk as it is.
+   */
+  async function tracedChunk(
+    messages: KafkaMessage[],
+    partition: number,
+    seen: Map<string, Decoded<E>>,
+    heartbeat: () => Promise<void>,
+    running: () => boolean,
+  ): Promise<"done" | "stopped"> {
+    if (!tracingEnabled()) return processChunk(messages, partition, seen, heartbeat, running);
+    const contexts = new Map<string, TraceContext>();
+    for (const message of messages) {
+      const parent = extractTraceContext(message.headers);
+      const span = startSpan(`process ${definition.topic}`, {
+        kind: SpanKind.CONSUMER,
+        parent,
+        attributes: {
+          "messaging.system": "kafka",
+          "messaging.operation.type": "process",
+          "messaging.destination.name": definition.topic,
+          "messaging.destination.partition.id": String(partition),
+          "messaging.consumer.group.name": definition.groupId,
+          "messaging.kafka.offset": Number(message.offset),
+          ...(message.key ? { "messaging.kafka.message.key": message.key.toString("utf8") } : {}),
+          "messaging.batch.message_count": messages.length,
+        },
+      });
+      if (span) contexts.set(message.offset, contextWithSpan(span, parent));
+    }
+    const leader = contexts.get((messages[0] as KafkaMessage).offset);
+    let failure: unknown;
+    try {
+      const outcome = await withTraceContext(leader, () =>
+        processChunk(messages, partition, seen, heartbeat, running, contexts),
+      );
+      if (outcome === "stopped") failure = "stopped before the chunk was done; redelivered";
+      return outcome;
+    } catch (error) {
+      failure = error instanceof SplitChunk ? "the chunk kept failing; split" : error;
+      throw error;
+    } finally {
+      for (const ctx of contexts.values()) endSpan(spanOf(ctx), failure);
+    }
+  }
 
   /** Runs one chunk to an end: applied, or its poison message dead-lettered. */
   async function processChunk(
@@ -209,13 +288,14 @@ export function consumerRunner<E>(
     seen: Map<string, Decoded<E>>,
     heartbeat: () => Promise<void>,
     running: () => boolean,
+    contexts?: Map<string, TraceContext>,
   ): Promise<"done" | "stopped"> {
     const firstAttemptAt = Date.now();
     let lastError = "";
     for (let attempt = 1; ; attempt++) {
       if (!running()) return "stopped";
       try {
-        const chunk = await decode(messages, partition, seen);
+        const chunk = await decode(messages, partition, seen, contexts);
         if (messages.length === 1 && attempt > retry.maxAttempts) {
           const poison = chunk[0];
           if (poison) await deadLetter(poison, lastError);
@@ -237,6 +317,9 @@ export function consumerRunner<E>(
         health.lastError = lastError;
         health.retried++;
         consumerRetries.inc({ topic: definition.topic });
+        for (const ctx of contexts?.values() ?? []) {
+          spanOf(ctx)?.addEvent("handler failed", { attempt, error: lastError });
+        }
         if (!running()) return "stopped";
         const transient = isTransientStoreError(error);
         // A store that is down: wait however long it takes, never spending the attempts.
@@ -288,7 +371,7 @@ export function consumerRunner<E>(
             const chunk = batch.messages.slice(start, start + size);
             let outcome: "done" | "stopped";
             try {
-              outcome = await processChunk(chunk, batch.partition, seen, heartbeat, running);
+              outcome = await tracedChunk(chunk, batch.partition, seen, heartbeat, running);
             } catch (error) {
               if (!(error instanceof SplitChunk)) throw error;
               size = 1; // isolate the message that keeps failing

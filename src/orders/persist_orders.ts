@@ -25,6 +25,8 @@ export interface PersistInput {
   topic: string;
   partition: number;
   offset: string;
+  /** The message's trace (tracing on): the order's payment_request outbox row continues it. */
+  traceparent?: string;
 }
 
 export type PersistOutcome =
@@ -242,9 +244,13 @@ export async function persistOrderBatch(
   if (logRows.length > 0) await tx.insert(idempotencyLog).values(logRows);
   if (options.requestPayments) {
     const pending = orderRows.filter((row) => row.status === "PENDING");
+    const traceOf = new Map(inputs.map((i) => [i.event.orderId, i.traceparent]));
     await enqueueEvents(
       tx,
-      pending.map((row) => paymentRequestEntry(row.id, "open", now)),
+      pending.map((row) => ({
+        ...paymentRequestEntry(row.id, "open", now),
+        traceparent: traceOf.get(row.id),
+      })),
     );
   }
   for (const outcome of outcomes.values()) {

@@ -2,6 +2,7 @@ import { v7 as uuidv7 } from "uuid";
 import type { Tx } from "../db/client";
 import { outbox } from "../db/schema";
 import type { LogicalTopic } from "../kafka/topics";
+import { currentTraceparent } from "../tracing/tracing";
 
 export interface OutboxEntry {
   topic: LogicalTopic;
@@ -11,6 +12,11 @@ export interface OutboxEntry {
   /** The message body; when it carries an `eventId`, that id is the row's (consumers dedupe on it). */
   payload: { eventId?: string } & object;
   at?: Date;
+  /**
+   * The trace the event continues (W3C traceparent); default: the active one (the request or
+   * message being handled). The relay puts it in the message's headers.
+   */
+  traceparent?: string;
 }
 
 /**
@@ -25,12 +31,14 @@ export async function enqueueEvent(tx: Tx, entry: OutboxEntry): Promise<string> 
 /** enqueueEvent for many events in one INSERT (a consumer's batch); returns their ids in order. */
 export async function enqueueEvents(tx: Tx, entries: OutboxEntry[]): Promise<string[]> {
   if (entries.length === 0) return [];
+  const active = currentTraceparent();
   const rows = entries.map((entry) => ({
     eventId: entry.payload.eventId ?? uuidv7(),
     topic: entry.topic,
     messageKey: entry.key,
     eventType: entry.eventType,
     payload: entry.payload as Record<string, unknown>,
+    traceContext: entry.traceparent ?? active ?? null,
     ...(entry.at ? { createdAt: entry.at } : {}),
   }));
   await tx.insert(outbox).values(rows);

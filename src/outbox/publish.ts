@@ -4,6 +4,15 @@ import type { DbOrTx } from "../db/client";
 import { type OutboxRow, outbox } from "../db/schema";
 import { ACKS_ALL } from "../kafka/client";
 import type { Services } from "../services";
+import {
+  contextOfTraceparent,
+  contextWithSpan,
+  endSpan,
+  injectTraceContext,
+  SpanKind,
+  startSpan,
+  tracingEnabled,
+} from "../tracing/tracing";
 import { withPublishTurn } from "./publish_turn";
 import type { RefusedRows } from "./refused_rows";
 
@@ -132,23 +141,57 @@ async function recordFailure(db: DbOrTx, ids: number[], message: string) {
     .where(and(inArray(outbox.id, ids), isNull(outbox.sentAt)));
 }
 
+/**
+ * A row that carries a trace (`trace_context`) is published in its trace: tracing on, in a
+ * PRODUCER span (`publish <topic>`, child of the stored context, so the time the event waited in
+ * the outbox shows) whose traceparent goes in the headers; off, with the stored traceparent
+ * passed on as it is.
+ */
 async function send(services: Services, rows: OutboxRow[]): Promise<void> {
   const byTopic = new Map<string, Message[]>();
+  const spans = [];
   for (const row of rows) {
     const topic = `${services.config.namespace}.${row.topic}`;
-    const message: Message = {
-      key: row.messageKey,
-      value: JSON.stringify(row.payload),
-      headers: { "event-id": row.eventId, "event-type": row.eventType },
+    const headers: Record<string, string> = {
+      "event-id": row.eventId,
+      "event-type": row.eventType,
     };
+    if (row.traceContext && tracingEnabled()) {
+      const parent = contextOfTraceparent(row.traceContext);
+      const span = startSpan(`publish ${topic}`, {
+        kind: SpanKind.PRODUCER,
+        parent,
+        attributes: {
+          "messaging.system": "kafka",
+          "messaging.operation.type": "send",
+          "messaging.destination.name": topic,
+          "messaging.kafka.message.key": row.messageKey,
+          "flashsale.outbox.id": row.id,
+          "flashsale.outbox.waited_ms": Date.now() - row.createdAt.getTime(),
+        },
+      });
+      if (span) {
+        spans.push(span);
+        injectTraceContext(headers, contextWithSpan(span, parent));
+      }
+    } else if (row.traceContext) {
+      headers.traceparent = row.traceContext;
+    }
+    const message: Message = { key: row.messageKey, value: JSON.stringify(row.payload), headers };
     const list = byTopic.get(topic);
     if (list) list.push(message);
     else byTopic.set(topic, [message]);
   }
-  await services.producer.sendBatch({
-    acks: ACKS_ALL,
-    topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-  });
+  try {
+    await services.producer.sendBatch({
+      acks: ACKS_ALL,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+  } catch (error) {
+    for (const span of spans) endSpan(span, error);
+    throw error;
+  }
+  for (const span of spans) endSpan(span);
 }
 
 /**

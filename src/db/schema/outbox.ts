@@ -19,6 +19,11 @@ export const outbox = mysqlTable(
     lastError: text("last_error"),
     createdAt: timestampMs("created_at").notNull().default(nowMs),
     sentAt: timestampMs("sent_at"),
+    /**
+     * The W3C traceparent of the request or message that queued the event (tracing on), so
+     * the relay's publish and the consumers' spans join its trace. Null when tracing was off.
+     */
+    traceContext: varchar("trace_context", { length: 64 }),
   },
   (t) => [
     uniqueIndex("outbox_event_uq").on(t.eventId),
