@@ -5,6 +5,7 @@ import { planBuyers, runBuyers } from "./steps/buyers";
 import { crashConsumerAndWipeSale } from "./steps/faults";
 import { openSale } from "./steps/open_sale";
 import { type DemoPaymentProvider, startPaymentProvider } from "./steps/payment_provider";
+import { waitForPaymentRequests } from "./steps/payment_requests";
 import { winnersPayments } from "./steps/payments";
 import { waitForBalancedBooks } from "./steps/reconcilers";
 import { moneyBack } from "./steps/refunds";
@@ -35,11 +36,13 @@ export type DemoResult = Summary;
 /**
  * The whole system doing its job: a real API, two consumer processes, a relay and a scheduler
  * (each `bun src/main.ts` with its ROLES), a flash sale bought by many concurrent buyers over
- * HTTP, a payment provider that pays most winners (with duplicate, reordered and lost
- * callbacks), a consumer SIGKILLed and restarted, Redis losing the sale midway, and the
- * reconcilers left to balance the books; then money back (admin refunds, double and late
- * payments) through the provider, and money conservation per currency. Then every invariant is checked. Each step is a
- * module in ./steps.
+ * HTTP, each winner's order asking the provider for a payment session and most winners paying
+ * on its hosted page at the link their order shows (some declining first, clicking twice,
+ * their webhook lost or delivered twice), a consumer SIGKILLed and restarted, Redis losing the
+ * sale midway, and the reconcilers left to balance the books; then money back (admin refunds,
+ * double and late payments) through the provider, money conservation per currency, and the
+ * payment requests settled (one session per order, paid or cancelled). Then every invariant is
+ * checked. Each step is a module in ./steps.
  */
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const rnd = seededRandom(o.seed);
@@ -57,7 +60,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
     const sale = await openSale(o, run, apiUrl, config.adminToken);
     const plans = planBuyers(o, rnd, sale.skuNames);
-    const payments = winnersPayments(provider.simulator, apiUrl, config.paymentWebhookSecret);
+    const payments = winnersPayments(provider.simulator, apiUrl, o);
     const buyers = await runBuyers(
       o,
       apiUrl,
@@ -66,7 +69,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       (report) => crashConsumerAndWipeSale(service.consumers[0], services, sale.saleId, report),
       payments.start,
     );
-    await payments.finish(o.progress);
+    const paid = await payments.finish(o.progress);
 
     const winners = [...buyers.accepted.values()].map((w) => w.orderId);
     await waitForBalancedBooks(o, services, sale.saleId, winners);
@@ -77,7 +80,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     });
     // Refunds before shipping gave units back: the books balance again once they are in.
     const books = await waitForBalancedBooks(o, services, sale.saleId, winners);
-    return await summarize(o, stores, { saleId: sale.saleId }, buyers, books, money);
+    const requests = await waitForPaymentRequests(o, services, provider.simulator, sale.saleId);
+    return await summarize(o, stores, { saleId: sale.saleId }, buyers, books, money, {
+      paid,
+      requests,
+    });
   } finally {
     await stopService(running);
     provider?.close();

@@ -8,10 +8,16 @@ export interface BuyerPlan {
   items: { sku: string; quantity: number }[];
   /** Sends the request twice with the same Idempotency-Key. */
   retry: boolean;
+  /** pay: on the page at its link; lost: on the page, its webhook lost; lapse: never. */
   payment: "pay" | "lost" | "lapse";
+  /** How long the buyer takes on the page once the link appears. */
   payAfterMs: number;
+  /** Clicks pay a second time once paid (the page refuses it). */
   duplicate: boolean;
+  /** Declines once on the page before paying. */
   lateFailure: boolean;
+  /** The provider delivers the payment's webhook twice. */
+  redelivered: boolean;
 }
 
 /** Decided up front, so the same seed gives the same scenario whatever the timing. */
@@ -36,6 +42,7 @@ export function planBuyers(
       payAfterMs: rnd.int(100, 1_500),
       duplicate: rnd.chance(0.25),
       lateFailure: rnd.chance(0.05),
+      redelivered: rnd.chance(0.25),
     };
   });
 }

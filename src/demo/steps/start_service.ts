@@ -41,6 +41,9 @@ export async function startService(
     RECONCILE_REFUND_GRACE_SECONDS: "10",
     RECONCILE_LOST_GRACE_SECONDS: "10",
     RECONCILE_PENDING_GRACE_SECONDS: "1",
+    // Payment requests stuck REQUESTING, missing for a PENDING order, or left open for an order
+    // that ended: the payments job drives them after 5 s (not 60), within the demo's windows.
+    RECONCILE_PAYMENT_REQUEST_GRACE_SECONDS: "5",
     RECONCILE_CONFIRM_DELAY_MS: "500",
   });
   const api = new ServiceProcess("api", processEnv("api"));

@@ -3,6 +3,8 @@ import { verifyAuditChain } from "../../audit/audit_log";
 import type { Db } from "../../db/client";
 import { auditLog, orders, reconcileFindings } from "../../db/schema";
 import type { BuyersOutcome } from "./buyers";
+import type { PaymentRequestsOutcome } from "./payment_requests";
+import type { BuyerPayments } from "./payments";
 import type { Books } from "./reconcilers";
 import type { MoneyOutcome } from "./refunds";
 import type { DemoStores } from "./stores";
@@ -22,7 +24,8 @@ export interface Summary {
 /**
  * What happened (requests, orders, stock per SKU, the reconcilers' repairs) and the
  * invariants, checked on the stores: no oversell, nothing lost, no duplicates, each payment
- * applied at most once, no order left PENDING, the audit chain intact.
+ * applied at most once, no order left PENDING, refunds carried out, money conserved, one
+ * payment session per order (paid orders' PAID, unpaid ones' closed), the audit chain intact.
  */
 export async function summarize(
   o: { units: number; skus: number; buyers: number; seed: number; keep: boolean },
@@ -31,6 +34,7 @@ export async function summarize(
   buyers: BuyersOutcome,
   state: Books,
   money: MoneyOutcome,
+  payments: { paid: BuyerPayments; requests: PaymentRequestsOutcome },
 ): Promise<Summary> {
   const { saleId } = at;
   const { databaseUrl, namespace } = stores;
@@ -71,10 +75,53 @@ export async function summarize(
   row("cancelled by the stock floor", byStatus["CANCELLED/OVERSOLD"] ?? 0);
   row("still pending", byStatus.PENDING ?? 0);
   row("refunded", byStatus.REFUNDED ?? 0);
+  const { paid, requests } = payments;
+  const by = (r: Record<string, number>) =>
+    Object.entries(r)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ") || "none";
+  lines.push("", "Payment requests (a session per PENDING order; buyers pay at its link)");
+  row(
+    "created",
+    `${requests.sessions.total} sessions at the provider, ${requests.rows.total} rows in MySQL`,
+  );
+  row(
+    "open",
+    `${requests.sessions.byStatus.open ?? 0} at the provider, ${requests.rows.byStatus.OPEN ?? 0} in MySQL (${requests.rows.byStatus.REQUESTING ?? 0} REQUESTING)`,
+  );
+  row(
+    "paid",
+    `${requests.sessions.byStatus.paid ?? 0} at the provider, ${requests.rows.byStatus.PAID ?? 0} in MySQL`,
+  );
+  row(
+    "cancelled",
+    `${(requests.sessions.byStatus.cancelled ?? 0) + (requests.sessions.byStatus.expired ?? 0)} at the provider (${requests.sessions.byStatus.cancelled ?? 0} cancelled by us, ${requests.sessions.byStatus.expired ?? 0} had expired there first), ${requests.rows.byStatus.CANCELLED ?? 0} in MySQL`,
+  );
+  row("MySQL rows by status", by(requests.rows.byStatus));
+  row(
+    "orders without one",
+    `${requests.orders - requests.rows.total}${requests.orders > requests.rows.total ? ` (${by(requests.without)}: cancelled at creation, or ended before the consumer asked)` : ""}`,
+  );
+  row(
+    "buyers who paid at their link",
+    `${paid.paidThroughPage} (${paid.declinedFirst} declined once first)`,
+  );
+  row("their webhook lost (reconciled)", paid.lost);
+  row("their webhook delivered twice", paid.redelivered);
+  row("second clicks refused by the page", `${paid.secondRefused} of ${paid.secondClicks} (409)`);
+  row("winners who never pay", paid.lapsed);
+  row("no link in time / order ended", `${paid.noLink} / ${paid.noPaymentDue}`);
+  row("page refused the first click", paid.refused);
+  row("order polls awaiting the link", paid.polls);
   lines.push("", "Money back (through the provider)");
   row(
     "admin refunds",
     `${money.adminRefunds.shipped + money.adminRefunds.unshipped} (${money.adminRefunds.shipped} after shipping)`,
+  );
+  row(
+    "admin refunds accepted (202)",
+    `${money.adminRefunds.accepted} (${money.adminRefunds.retried} calls retried after a 503)`,
   );
   row("second payments refunded", money.doublePayments);
   row("payments after expiry refunded", money.latePayments);
@@ -118,6 +165,19 @@ export async function summarize(
       `  ${check(b.ok, `money ${b.currency}: drift ${drift}`)} money conservation ${b.currency}: captured ${b.capturedCents} − refunded ${b.refundedCents} = ${b.capturedCents - b.refundedCents}, orders that keep their money ${b.keptCents}${b.ok ? "" : `   drift ${drift}`}`,
     );
   }
+  lines.push(
+    `  ${check(requests.twice.length === 0, `${requests.twice.length} orders with two sessions`)} one payment session per order at the provider: ${requests.sessions.total} sessions, at most ${requests.mostPerOrder} for an order${requests.twice.length ? ` — ${requests.twice.length} with more, e.g. ${requests.twice[0]}` : ""}`,
+  );
+  lines.push(
+    `  ${check(requests.paidNotPaid.length === 0, `${requests.paidNotPaid.length} paid orders whose request is not PAID`)} each paid order's request is PAID: ${requests.paid - requests.paidNotPaid.length} of ${requests.paid}${requests.paidNotPaid.length ? ` — not: ${requests.paidNotPaid.slice(0, 3).join(", ")}` : ""}`,
+  );
+  const leftOpen = new Set([...requests.unpaidLiveRow, ...requests.unpaidOpenSession]);
+  lines.push(
+    `  ${check(leftOpen.size === 0, `${leftOpen.size} unpaid orders with an open payment request`)} no order that ended unpaid has an open request: ${requests.unpaid} CANCELLED/EXPIRED, ${requests.unpaidLiveRow.length} with an OPEN/REQUESTING row, ${requests.unpaidOpenSession.length} open at the provider${leftOpen.size ? ` — e.g. ${[...leftOpen][0]}` : ""}`,
+  );
+  lines.push(
+    `  ${check(paid.secondRefused === paid.secondClicks, "a second payment taken by the page")} the page refused every second click on a paid session: ${paid.secondRefused} of ${paid.secondClicks}`,
+  );
   lines.push(
     `  ${check(chain.ok, "audit chain broken")} audit chain verified: ${chain.rows} rows${chain.ok ? "" : ` — broken at seq ${chain.seq} (${chain.problem})`}`,
   );
