@@ -61,6 +61,24 @@ function refundIn(orderId: string, status: Refund["status"], timeoutMs = 20_000)
   });
 }
 
+describe("admin refunds at the same time", () => {
+  // Seen in the demo: two refunds' `SELECT … FOR UPDATE` on refunds by payment both find
+  // nothing, share the gap lock, then both insert: InnoDB kills one as a deadlock victim, and
+  // it answered 503 STORE_UNAVAILABLE. Each is a refund of its own order; all must go through.
+  it("of different orders all answer 202 and each becomes one refund", async () => {
+    const paid = [];
+    for (let i = 0; i < 6; i++) paid.push(await paidOrder());
+    const answers = await Promise.all(
+      paid.map((o) => adminPost(`/admin/v1/orders/${o.orderId}/refund`, { reason: "batch" })),
+    );
+    expect(answers.map((a) => a.status)).toEqual(paid.map(() => 202));
+    for (const o of paid) {
+      await refundIn(o.orderId, "SUCCEEDED");
+      expect(await refundsOf(o.orderId)).toHaveLength(1);
+    }
+  }, 120_000);
+});
+
 describe("admin refund: money first, then REFUNDED", () => {
   it("an unshipped order: the provider refunds it once, the order becomes REFUNDED and its unit goes back", async () => {
     const { saleId, orderId, paymentId } = await paidOrder();

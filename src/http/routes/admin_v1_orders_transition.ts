@@ -2,6 +2,7 @@ import { validator } from "hono/validator";
 import { z } from "zod";
 import type { AuditAction, AuditEntityType } from "../../audit/actions";
 import { appendAudit } from "../../audit/audit_log";
+import { transactionRetryingDeadlocks } from "../../db/deadlock_retry";
 import { AppError } from "../../errors";
 import { LIMITS } from "../../limits";
 import { transitionOrder } from "../../orders/state_machine";
@@ -49,7 +50,7 @@ export function registerAdminV1OrdersTransition(app: App) {
       const services = c.get("services");
       const { actor } = operatorOf(c);
       if (to === "REFUNDED") {
-        const requested = await services.database.db.transaction(async (tx) => {
+        const requested = await transactionRetryingDeadlocks(services.database.db, async (tx) => {
           const { refund, orderStatus } = await requestOrderRefund(tx, orderId, {
             actor,
             ...(reason ? { reason } : {}),
