@@ -73,6 +73,12 @@ export interface SaleObservation {
   skus: SkuBalance[];
   /** Orders whose units MySQL gave back (all of them, marked or not): rebuild markers. */
   releasedOrderIds: string[];
+  /**
+   * Released orders without their release marker in Redis: units on their way back (their
+   * stock-release event not processed yet) or lost on the way (see the stock job's
+   * release_lost). Known in detail mode only, and only where the counts differ.
+   */
+  unmarkedReleases: string[];
   /** Unpersisted reservations' units per user (for a rebuild's per-user limits). */
   reservedByUser: Map<string, number>;
   /** Units each user holds in the sale's orders (detail mode only; empty otherwise). */
@@ -345,10 +351,12 @@ export async function observeSales(
     }
     const pending = new Map<string, number>();
     const releasedOrderIds = new Set<string>();
+    const unmarked = new Set<string>();
     for (const r of releasedBySale.get(side.saleId) ?? []) {
       const orderId = String(r.orderId);
       releasedOrderIds.add(orderId);
       if (side.released instanceof Set && side.released.has(orderId)) continue;
+      unmarked.add(orderId);
       const sku = String(r.sku);
       pending.set(sku, (pending.get(sku) ?? 0) + Number(r.quantity));
     }
@@ -359,6 +367,7 @@ export async function observeSales(
       gate,
       reservations: side.reservations.length,
       releasedOrderIds: [...releasedOrderIds],
+      unmarkedReleases: [...unmarked],
       reservedByUser,
       heldByUser: new Map(
         (heldByUserBySale.get(side.saleId) ?? []).map((r) => [String(r.userId), Number(r.units)]),

@@ -1,14 +1,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { and, eq, gt, isNotNull } from "drizzle-orm";
+import { and, eq, gt, inArray, isNotNull, lt } from "drizzle-orm";
 import type { AuditAction } from "../../audit/actions";
-import { orders } from "../../db/schema";
+import { orderItems, orders } from "../../db/schema";
 import { LockLostError } from "../../lock/distributed_lock";
 import { restoreAnswer } from "../../orders/idempotency_keys";
 import { STOCK_FENCE_REFUSED } from "../../redis/scripts";
+import { releaseOrderUnits } from "../../sales/reservations";
 import { loadSale } from "../../sales/sales";
 import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
-import { recordRepair } from "../repair";
+import { recordRepair, repairUnderOrderLock } from "../repair";
 import { salesInScope } from "../scope";
 import {
   type ObserveOptions,
@@ -90,6 +91,7 @@ async function runStock(ctx: JobContext, seams: StockJobSeams) {
         continue;
       }
       for (const sku of sale.skus) await reportCounterMismatch(ctx, sale.saleId, sku);
+      if (sale.unmarkedReleases.length > 0) await releaseLost(ctx, sale);
       if (sale.skus.some((s) => s.drift !== 0)) drifting.push(sale);
     }
     if (drifting.length === 0) continue;
@@ -337,4 +339,77 @@ async function restoreIdempotencyRecords(ctx: JobContext, saleId: string): Promi
     await Promise.all(answered.slice(i, i + 200).map(restore));
   }
   return restored;
+}
+
+/**
+ * Released orders whose units never came back to the gate: MySQL released them longer than
+ * lostGraceMs ago and Redis has no release marker. Their stock-release event was lost on the
+ * way — e.g. processed while Redis had lost the gate (release_order_units.lua answers -1 and
+ * creates nothing) just after the rebuild's cut, so neither the event nor the rebuild gave the
+ * units back; the chaos campaign found it (seed 8, a Redis wipe). Without this the gate sells
+ * fewer units than exist, for good, and the ledger calls them "pending release" forever.
+ * Repaired by the release itself, under the order's lock: release_order_units.lua adds the
+ * units and the marker atomically, so a late event (or a racing one) is a no-op.
+ */
+async function releaseLost(ctx: JobContext, sale: SaleObservation) {
+  const { db } = ctx.services.database;
+  const rows = await db
+    .select({
+      id: orders.id,
+      userId: orders.userId,
+      status: orders.status,
+      updatedAt: orders.updatedAt,
+    })
+    .from(orders)
+    .where(
+      and(
+        inArray(orders.id, sale.unmarkedReleases),
+        eq(orders.stockState, "RELEASED"),
+        lt(orders.updatedAt, new Date(Date.now() - ctx.settings.lostGraceMs)),
+      ),
+    );
+  for (const order of rows) {
+    checkStillHeld(ctx);
+    const items = await db
+      .select({ sku: orderItems.sku, quantity: orderItems.quantity })
+      .from(orderItems)
+      .where(eq(orderItems.orderId, order.id));
+    const finding = {
+      entityType: "order" as const,
+      entityId: order.id,
+      kind: "release_lost",
+      expected: { releaseMarker: true, unitsBack: items },
+      actual: { releaseMarker: false, status: order.status },
+      detail: `order ${order.id} was released in MySQL at ${order.updatedAt.toISOString()} but its units never came back to the gate`,
+    };
+    if (!ctx.apply) {
+      await ctx.record({ ...finding, action: "NONE" });
+      continue;
+    }
+    await repairUnderOrderLock(ctx, order.id, finding, async () => {
+      const released = await releaseOrderUnits(ctx.services.redis, ctx.services.keys, {
+        saleId: sale.saleId,
+        orderId: order.id,
+        userId: order.userId,
+        items,
+      });
+      if (!released) {
+        // Its event came first after all (the marker is there now): nothing to repair.
+        await ctx.record({
+          ...finding,
+          action: "SKIPPED",
+          detail: `${finding.detail}; its units came back meanwhile`,
+        });
+        return;
+      }
+      await db.transaction((tx) =>
+        recordRepair(ctx, tx, finding, {
+          action: "RELEASE_REDONE" satisfies AuditAction,
+          before: { releaseMarker: false },
+          after: { releaseMarker: true, unitsBack: items },
+          correlationId: `release:${order.id}`,
+        }),
+      );
+    });
+  }
 }
