@@ -3,10 +3,17 @@ import { describe, expect, it } from "vitest";
 import { paymentCompletedConsumer } from "../src/consumers/payment_completed";
 import { paymentRequestConsumer } from "../src/consumers/payment_request";
 import { refundConsumer } from "../src/consumers/refund_requested";
-import { auditLog, type PaymentRequestStatus, paymentRequests, refunds } from "../src/db/schema";
+import {
+  auditLog,
+  orders,
+  type PaymentRequestStatus,
+  paymentRequests,
+  refunds,
+} from "../src/db/schema";
 import { TOPICS } from "../src/kafka/topics";
 import { paymentRequestEntry } from "../src/orders/payment_request_events";
 import { enqueueEvent } from "../src/outbox/outbox";
+import { drivePaymentRequest } from "../src/payments/payment_requests";
 import { paymentsJob } from "../src/reconcile/jobs/payments";
 import { orderLifecycle } from "./support/components";
 import { eventually } from "./support/context";
@@ -118,6 +125,34 @@ describe("payment requests: one session per order, after the order is durable", 
         .map((s) => s.status),
     ).toEqual(["paid"]);
     expect((await buyerView(orderId)).payment?.status).toBe("paid");
+  });
+});
+
+describe("payment requests: an order past its window", () => {
+  it("gets no session: the provider is not asked for one that could take no payment", async () => {
+    const { orderId } = await pendingOrder();
+    await requestIn(orderId, "OPEN");
+    // As if the consumer had been far behind: the order's window is over, no request yet.
+    await world.db.delete(paymentRequests).where(eq(paymentRequests.orderId, orderId));
+    await world.db
+      .update(orders)
+      .set({ payBy: new Date(Date.now() - 1_000) })
+      .where(eq(orders.id, orderId));
+    const sessions = provider().paymentRequestsOf(orderId).length;
+    const step = await drivePaymentRequest(
+      {
+        db: world.db,
+        provider: provider(),
+        logger: world.services.logger,
+        attempts: 1,
+        backoffMs: 0,
+      },
+      orderId,
+      { resource: `order:${orderId}`, signal: new AbortController().signal },
+    );
+    expect(step).toBe("unchanged");
+    expect(await requestRow(orderId)).toBeUndefined();
+    expect(provider().paymentRequestsOf(orderId)).toHaveLength(sessions);
   });
 });
 

@@ -78,6 +78,10 @@ export async function drivePaymentRequest(
 
   if (order.status === "PENDING") {
     if (request && request.status !== "REQUESTING") return "unchanged";
+    // Its window is over (the consumer was far behind): a session could take no payment, and
+    // the pending job expires the order any moment. No provider refuses a session with a
+    // past expiry more politely than by not being asked.
+    if (order.payBy.getTime() <= Date.now()) return "unchanged";
     if (!request) {
       // Decided and committed before the provider is asked: a crash after the call leaves a
       // REQUESTING row, and asking again with the same key answers the same session.

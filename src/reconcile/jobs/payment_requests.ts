@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, lt, ne } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNull, lt, ne } from "drizzle-orm";
 import type { AuditAction } from "../../audit/actions";
 import { orders, paymentRequests } from "../../db/schema";
 import { drivePaymentRequest, LIVE_REQUEST } from "../../payments/payment_requests";
@@ -35,6 +35,8 @@ export async function reconcilePaymentRequests(ctx: JobContext) {
       and(
         eq(paymentRequests.status, "REQUESTING"),
         eq(orders.status, "PENDING"),
+        // Past its window a session is of no use (drivePaymentRequest does not open one).
+        gt(orders.payBy, new Date()),
         lt(paymentRequests.updatedAt, before),
         ...(ctx.saleId ? [eq(orders.saleId, ctx.saleId)] : []),
       ),
@@ -62,6 +64,7 @@ export async function reconcilePaymentRequests(ctx: JobContext) {
         and(
           eq(orders.status, "PENDING"),
           lt(orders.createdAt, before),
+          gt(orders.payBy, new Date()),
           isNull(paymentRequests.orderId),
           ...(ctx.saleId ? [eq(orders.saleId, ctx.saleId)] : []),
         ),
