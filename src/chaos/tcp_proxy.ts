@@ -1,9 +1,10 @@
 import net from "node:net";
 
 /**
- * A TCP proxy in front of a real store, so a test can take the store away from one client
- * (connections reset, new ones refused, as when the server goes down) and bring it back,
- * without stopping the store every other test uses.
+ * A TCP proxy in front of a real store, so a test (or the chaos harness) can take the store
+ * away from its clients (connections reset, new ones refused, as when the server goes down),
+ * or stall it (bytes stop flowing both ways on every connection, as when the server or the
+ * network hangs), and bring it back, without touching the store every other client uses.
  */
 export interface TcpProxy {
   port: number;
@@ -11,11 +12,15 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** Accepts connections again, on the same port. */
   restore(): Promise<void>;
+  /** Stops moving bytes on every connection, old and new, until unstall(); nothing is closed. */
+  stall(): void;
+  unstall(): void;
   close(): Promise<void>;
 }
 
 export async function createTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
+  let stalled = false;
   const server = net.createServer((client) => {
     const upstream = net.connect(target.port, target.host);
     for (const s of [client, upstream]) {
@@ -28,6 +33,12 @@ export async function createTcpProxy(target: { host: string; port: number }): Pr
     }
     client.pipe(upstream);
     upstream.pipe(client);
+    // A paused socket reads nothing, so pipe() forwards nothing: the peer sees silence. (After
+    // pipe(), which resumes its source.)
+    if (stalled) {
+      client.pause();
+      upstream.pause();
+    }
   });
   const listen = (port: number) =>
     new Promise<number>((resolve, reject) => {
@@ -52,5 +63,13 @@ export async function createTcpProxy(target: { host: string; port: number }): Pr
       await listen(port);
     },
     close: stop,
+    stall: () => {
+      stalled = true;
+      for (const s of sockets) s.pause();
+    },
+    unstall: () => {
+      stalled = false;
+      for (const s of sockets) s.resume();
+    },
   };
 }

@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -49,6 +51,22 @@ export class ServiceProcess {
     await this.signal("SIGTERM");
   }
 
+  /** SIGSTOP: frozen mid-whatever (locks held, requests half answered) until thaw(). */
+  freeze() {
+    this.child?.kill("SIGSTOP");
+  }
+
+  /** SIGCONT after freeze(). */
+  thaw() {
+    this.child?.kill("SIGCONT");
+  }
+
+  /** Whether the process runs (started and not exited). */
+  alive() {
+    const child = this.child;
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
+  }
+
   output() {
     return this.log;
   }
@@ -61,4 +79,16 @@ export class ServiceProcess {
     await exited;
     this.log = "";
   }
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a service process's PORT). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }

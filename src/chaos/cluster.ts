@@ -1,0 +1,56 @@
+import { freePort, ServiceProcess } from "../demo/processes";
+import { PROCESS_NAMES, type ProcessName } from "./faults";
+
+/** The service as the campaign runs it: 2 API, 3 consumer, 1 relay, 1 scheduler processes. */
+export interface ChaosCluster {
+  processes: Map<ProcessName, ServiceProcess>;
+  /** The API processes' base URLs (each its own port: there is no balancer in front). */
+  apiUrls: string[];
+  stop(): Promise<void>;
+}
+
+const ROLE: Record<ProcessName, string> = {
+  "api-1": "api",
+  "api-2": "api",
+  "consumer-1": "consumers",
+  "consumer-2": "consumers",
+  "consumer-3": "consumers",
+  relay: "relay",
+  scheduler: "scheduler",
+};
+
+/**
+ * Starts every process with `env` (stores, namespace, provider) plus its ROLES and port; the
+ * first API process first, since it creates the topics the others subscribe to.
+ */
+export async function startCluster(env: Record<string, string>): Promise<ChaosCluster> {
+  const ports = await Promise.all([freePort(), freePort()]);
+  const processes = new Map<ProcessName, ServiceProcess>();
+  for (const name of PROCESS_NAMES) {
+    const api: Record<string, string> = name.startsWith("api-")
+      ? { PORT: String(ports[Number(name.at(-1)) - 1]) }
+      : {};
+    processes.set(name, new ServiceProcess(name, { ...env, ROLES: ROLE[name], ...api }));
+  }
+  // All at once: each stop waits for its process to leave the group and close its clients.
+  const stop = async () => {
+    await Promise.all(
+      [...processes.values()].map(async (p) => {
+        p.thaw();
+        await p.stop().catch(() => {});
+      }),
+    );
+  };
+  try {
+    const first = processes.get("api-1") as ServiceProcess;
+    first.start();
+    await first.started();
+    const rest = [...processes.values()].filter((p) => p !== first);
+    for (const p of rest) p.start();
+    await Promise.all(rest.map((p) => p.started()));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { processes, apiUrls: ports.map((port) => `http://127.0.0.1:${port}`), stop };
+}

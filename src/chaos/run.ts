@@ -1,0 +1,372 @@
+import { randomBytes } from "node:crypto";
+import { and, eq, inArray, isNull, lt, ne, sql } from "drizzle-orm";
+import { loadConfig } from "../config";
+import { migrateDatabase } from "../db/migrate";
+import { orders, outbox, paymentRequests, refunds } from "../db/schema";
+import type { ServiceProcess } from "../demo/processes";
+import { seededRandom } from "../demo/random";
+import { openSale } from "../demo/steps/open_sale";
+import { createLogger } from "../logger";
+import { dropNamespace } from "../namespace";
+import { PaymentSimulator } from "../payments/simulator";
+import { startSimulatorServer } from "../payments/simulator_server";
+import { JOBS } from "../reconcile/jobs";
+import { runJob } from "../reconcile/runner";
+import { reconcileSettings } from "../reconcile/settings";
+import { unlinkMatching } from "../redis/client";
+import { createServices, type Services } from "../services";
+import { checkInvariants } from "./checker";
+import { startCluster } from "./cluster";
+import { type FaultKind, type PlannedFault, planFaults } from "./faults";
+import { runLoad } from "./load";
+import { killAndRespawn, listenerPid, storeProcess } from "./store_processes";
+import { createTcpProxy } from "./tcp_proxy";
+
+export interface RunOptions {
+  seed: number;
+  durationMs: number;
+  faults: FaultKind[];
+  buyers: number;
+  units: number;
+  keep: boolean;
+  progress: (line: string) => void;
+  env?: Record<string, string | undefined>;
+}
+
+export interface RunResult {
+  seed: number;
+  fired: { kind: string; target?: string; atMs: number; holdMs: number; error?: string }[];
+  accepted: number;
+  orders: number;
+  violations: string[];
+  /** From the last fault healed to every order settled (null: it never converged). */
+  convergeMs: number | null;
+  namespace: string;
+}
+
+const PAYMENT_WINDOW_SECONDS = 15;
+
+/**
+ * One run of the campaign: its own database, keys and topics (namespace `chaos_<seed>_<hex>`),
+ * the provider simulator, MariaDB behind a proxy, the service as 7 processes; a sale bought and
+ * paid for by concurrent clients while the faults planned from the seed fire; then every fault
+ * healed, the system left to converge, stopped, reconciled twice, and checked.
+ */
+export async function runOnce(o: RunOptions): Promise<RunResult> {
+  const env = { ...process.env, ...o.env };
+  const rnd = seededRandom(o.seed);
+  const namespace = `chaos_${o.seed}_${randomBytes(3).toString("hex")}`;
+  const base = loadConfig({ ...env, LOG_LEVEL: "error" });
+  const dbUrl = new URL(base.database.url);
+  dbUrl.pathname = `/fs_${namespace}`;
+  await migrateDatabase(dbUrl.toString());
+  const config = loadConfig({
+    ...env,
+    DATABASE_URL: dbUrl.toString(),
+    NAMESPACE: namespace,
+    LOG_LEVEL: "error",
+  });
+  const services = createServices(config, createLogger("error", { chaos: true }, 2));
+  const proxy = await createTcpProxy({ host: dbUrl.hostname, port: Number(dbUrl.port || 3306) });
+  const proxied = new URL(dbUrl);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String(proxy.port);
+
+  let apiUrls: string[] = [];
+  // A provider retries its webhooks until our API answers (either process, whichever is up).
+  const simulator = new PaymentSimulator(async (path, init) => {
+    const deadline = Date.now() + 60_000;
+    for (let i = 0; ; i++) {
+      const url = apiUrls[i % Math.max(1, apiUrls.length)];
+      try {
+        const response = await fetch(`${url}${path}`, {
+          ...init,
+          signal: AbortSignal.timeout(5_000),
+        });
+        if (response.status < 500 || Date.now() > deadline) return response;
+        await response.arrayBuffer();
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }, config.paymentWebhookSecret);
+  const provider = await startSimulatorServer(simulator);
+  const result: RunResult = {
+    seed: o.seed,
+    fired: [],
+    accepted: 0,
+    orders: 0,
+    violations: [],
+    convergeMs: null,
+    namespace,
+  };
+  let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
+  const frozen = new Set<{ thaw(): void }>();
+  try {
+    await services.connectKafka();
+    cluster = await startCluster({
+      ...(env as Record<string, string>),
+      DATABASE_URL: proxied.toString(),
+      NAMESPACE: namespace,
+      LOG_LEVEL: "info",
+      KAFKA_SESSION_TIMEOUT_MS: "6000",
+      KAFKA_PUBLISH_TIMEOUT_MS: "3000",
+      PAYMENT_PROVIDER_URL: provider.url,
+      RECONCILE_SCHEDULE:
+        "stock=*/3 * * * * *; orders=*/4 * * * * *; expiry=*/2 * * * * *; pending=*/2 * * * * *; payments=*/5 * * * * *; outbox=*/5 * * * * *",
+      RECONCILE_CAPTURE_GRACE_SECONDS: "5",
+      RECONCILE_REFUND_GRACE_SECONDS: "5",
+      RECONCILE_PAYMENT_REQUEST_GRACE_SECONDS: "5",
+      RECONCILE_LOST_GRACE_SECONDS: "8",
+      RECONCILE_PENDING_GRACE_SECONDS: "1",
+      RECONCILE_CONFIRM_DELAY_MS: "500",
+    });
+    apiUrls = cluster.apiUrls;
+    const processes = cluster.processes;
+    const sale = await openSale(
+      { seed: o.seed, units: o.units, skus: 3, paymentWindowSeconds: PAYMENT_WINDOW_SECONDS },
+      namespace.slice(-6),
+      apiUrls[0] as string,
+      config.adminToken,
+    );
+    o.progress(`seed ${o.seed}: sale ${sale.saleId} open, ${o.buyers} buyers for ${o.units} units`);
+
+    const plan = planFaults(o.seed, o.durationMs, o.faults);
+    const started = Date.now();
+    const load = runLoad(
+      {
+        saleId: sale.saleId,
+        skus: sale.skuNames,
+        buyers: o.buyers,
+        apiUrls,
+        simulator,
+        webhookSecret: config.paymentWebhookSecret,
+        untilMs: o.durationMs,
+      },
+      rnd,
+    );
+    let lastHealed = started;
+    for (const fault of plan) {
+      await sleepUntil(started + fault.atMs);
+      const fired: RunResult["fired"][number] = {
+        kind: fault.kind,
+        atMs: Date.now() - started,
+        holdMs: fault.holdMs,
+        ...(fault.target ? { target: fault.target } : {}),
+      };
+      result.fired.push(fired);
+      o.progress(
+        `  +${(fired.atMs / 1000).toFixed(1)}s ${fault.kind}${fault.target ? ` ${fault.target}` : ""} for ${fault.holdMs} ms`,
+      );
+      try {
+        await fire(fault, { processes, services, saleId: sale.saleId, proxy, frozen });
+      } catch (error) {
+        fired.error = (error as Error).message;
+        o.progress(`    fault failed: ${fired.error}`);
+      }
+      lastHealed = Date.now();
+    }
+    const history = await load;
+    result.accepted = new Set(
+      history.answers.filter((a) => a.status === 202).map((a) => a.orderId),
+    ).size;
+    o.progress(
+      `seed ${o.seed}: load done (${history.answers.length} answers, ${result.accepted} orders accepted); converging …`,
+    );
+
+    // Converged: every order final, nothing unsent, no session live for an ended order, no
+    // refund on its way.
+    const deadline = Date.now() + 180_000;
+    while (Date.now() < deadline) {
+      if (await converged(services, sale.saleId)) {
+        result.convergeMs = Date.now() - lastHealed;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    o.progress(
+      `seed ${o.seed}: ${result.convergeMs === null ? "did not converge" : "converged"}; stopping the service, reconciling twice`,
+    );
+    await cluster.stop();
+    cluster = undefined;
+    o.progress(`seed ${o.seed}: service stopped`);
+
+    // Two passes of every reconciler, the service stopped: the first may repair (each repair
+    // audited), the second must find nothing.
+    const settings = {
+      ...reconcileSettings(config),
+      captureGraceMs: 0,
+      refundGraceMs: 0,
+      paymentRequestGraceMs: 0,
+      lostGraceMs: 0,
+      pendingGraceMs: 0,
+      confirmDelayMs: 300,
+    };
+    const second: string[] = [];
+    for (const mode of ["APPLY", "DRY_RUN"] as const) {
+      for (const job of Object.values(JOBS)) {
+        const t = Date.now();
+        const report = await runJob(services, job, {
+          mode,
+          provider: simulator,
+          settings,
+          waitForLockMs: 30_000,
+        });
+        if (report.skipped || report.status !== "SUCCEEDED") {
+          result.violations.push(
+            `reconcile ${job.name} ${mode}: ${report.skipped ? report.reason : report.error}`,
+          );
+          continue;
+        }
+        if (mode === "DRY_RUN") {
+          for (const f of report.findings) second.push(`${job.name}:${f.kind} ${f.entityId}`);
+        }
+        if (Date.now() - t > 3_000) o.progress(`  ${job.name} ${mode} took ${Date.now() - t} ms`);
+      }
+    }
+    o.progress(`seed ${o.seed}: checking the invariants`);
+    const [count] = await services.database.db
+      .select({ n: sql<number>`count(*)` })
+      .from(orders)
+      .where(eq(orders.saleId, sale.saleId));
+    result.orders = Number(count?.n ?? 0);
+    result.violations.push(
+      ...(await checkInvariants({
+        services,
+        saleId: sale.saleId,
+        history,
+        simulator,
+        secondPassFindings: second,
+      })),
+    );
+    if (result.convergeMs === null) result.violations.push("did not converge within 180 s");
+    return result;
+  } finally {
+    for (const f of frozen) f.thaw();
+    proxy.unstall();
+    await proxy.restore().catch(() => {});
+    await cluster?.stop();
+    await provider.close();
+    if (!o.keep) await dropNamespace(services).catch(() => {});
+    await services.close();
+    await proxy.close();
+  }
+}
+
+interface FaultContext {
+  processes: Map<string, ServiceProcess>;
+  services: Services;
+  saleId: string;
+  proxy: Awaited<ReturnType<typeof createTcpProxy>>;
+  /** What is frozen right now: thawed by the run's end whatever happens. */
+  frozen: Set<{ thaw(): void }>;
+}
+
+/** Fires one fault and heals it after its hold. */
+async function fire(fault: PlannedFault, ctx: FaultContext): Promise<void> {
+  const hold = () => new Promise((r) => setTimeout(r, fault.holdMs));
+  switch (fault.kind) {
+    case "kill": {
+      const p = ctx.processes.get(fault.target as string) as ServiceProcess;
+      await p.kill();
+      await hold();
+      p.start();
+      await p.started();
+      return;
+    }
+    case "pause": {
+      const p = ctx.processes.get(fault.target as string) as ServiceProcess;
+      await frozenFor(p, hold, ctx);
+      return;
+    }
+    case "broker-pause":
+      return frozenFor(storeProcess(listenerPid(brokerPort(ctx))), hold, ctx);
+    case "broker-kill": {
+      const admin = ctx.services.admin;
+      await killAndRespawn(listenerPid(brokerPort(ctx)), async () => {
+        await admin.listTopics();
+        return true;
+      });
+      await hold();
+      return;
+    }
+    case "redis-wipe":
+      await unlinkMatching(ctx.services.redis, `${ctx.services.keys.namespace}:*`);
+      return;
+    case "redis-pause": {
+      const info = await ctx.services.redis.info("server");
+      const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+      return frozenFor(storeProcess(pid), hold, ctx);
+    }
+    case "mysql-cut":
+      await ctx.proxy.cut();
+      try {
+        await hold();
+      } finally {
+        await ctx.proxy.restore();
+      }
+      return;
+    case "mysql-stall":
+      ctx.proxy.stall();
+      try {
+        await hold();
+      } finally {
+        ctx.proxy.unstall();
+      }
+      return;
+  }
+}
+
+async function frozenFor(
+  target: { freeze(): void; thaw(): void },
+  hold: () => Promise<unknown>,
+  ctx: FaultContext,
+) {
+  target.freeze();
+  ctx.frozen.add(target);
+  try {
+    await hold();
+  } finally {
+    target.thaw();
+    ctx.frozen.delete(target);
+  }
+}
+
+function brokerPort(ctx: FaultContext): number {
+  const first = ctx.services.config.kafka.brokers[0] ?? "127.0.0.1:9092";
+  return Number(first.slice(first.lastIndexOf(":") + 1));
+}
+
+async function converged(services: Services, saleId: string): Promise<boolean> {
+  const { db } = services.database;
+  const now = new Date();
+  const [pending] = await db
+    .select({ n: sql<number>`count(*)` })
+    .from(orders)
+    .where(and(eq(orders.saleId, saleId), eq(orders.status, "PENDING"), lt(orders.payBy, now)));
+  if (Number(pending?.n) > 0) return false;
+  const [unsent] = await db
+    .select({ n: sql<number>`count(*)` })
+    .from(outbox)
+    .where(isNull(outbox.sentAt));
+  if (Number(unsent?.n) > 0) return false;
+  const [moving] = await db
+    .select({ n: sql<number>`count(*)` })
+    .from(refunds)
+    .where(inArray(refunds.status, ["REQUESTED", "SENT"]));
+  if (Number(moving?.n) > 0) return false;
+  const [live] = await db
+    .select({ n: sql<number>`count(*)` })
+    .from(paymentRequests)
+    .innerJoin(orders, eq(orders.id, paymentRequests.orderId))
+    .where(
+      and(inArray(paymentRequests.status, ["REQUESTING", "OPEN"]), ne(orders.status, "PENDING")),
+    );
+  if (Number(live?.n) > 0) return false;
+  // Every accepted order reached MySQL or was released: no reservation left in the gate.
+  const reservations = await services.redis.hlen(services.keys.sale(saleId).reservations);
+  return reservations === 0;
+}
+
+const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
