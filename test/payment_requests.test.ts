@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { paymentCompletedConsumer } from "../src/consumers/payment_completed";
 import { paymentRequestConsumer } from "../src/consumers/payment_request";
@@ -6,6 +6,7 @@ import { refundConsumer } from "../src/consumers/refund_requested";
 import {
   auditLog,
   orders,
+  outbox,
   type PaymentRequestStatus,
   paymentRequests,
   refunds,
@@ -249,6 +250,28 @@ describe("payment requests: the payments job", () => {
     expect(provider().paymentRequestsOf(orderId)).toHaveLength(1);
     const audit = await world.db.select().from(auditLog).where(eq(auditLog.entityId, orderId));
     expect(audit.map((a) => a.action)).toContain("PAYMENT_REQUEST_DRIVEN");
+  });
+
+  it("a capture whose callback was lost, recorded by the job, pays the order through its session: no close, no cancel", async () => {
+    const { orderId } = await pendingOrder();
+    const row = await requestIn(orderId, "OPEN");
+    const paid = await provider().payRequest(row.providerPaymentId as string, { deliver: false });
+    expect(paid.accepted).toBe(true);
+    const applied = await reconcile(world.services, paymentsJob, "APPLY", {
+      provider: provider(),
+      settings,
+    });
+    expect(summary(applied)).toContain(
+      `payment_unrecorded REPAIRED ${paid.accepted ? paid.callback.eventId : ""}`,
+    );
+    await persistedOrder(world, orderId, "PAID");
+    expect((await requestRow(orderId))?.status).toBe("PAID");
+    // Tied to its session like its callback: the request was never "closed" for a cancel.
+    const closes = await world.db
+      .select()
+      .from(outbox)
+      .where(and(eq(outbox.messageKey, orderId), eq(outbox.eventType, "PAYMENT_REQUEST_CLOSE")));
+    expect(closes).toEqual([]);
   });
 
   it("finds a PENDING order without a request and opens it: the provider's session is found again, not doubled", async () => {

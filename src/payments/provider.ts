@@ -102,6 +102,8 @@ export interface ProviderCapture {
   status: "succeeded" | "failed";
   /** Epoch milliseconds. */
   capturedAt: number;
+  /** The payment session it went through (absent: a capture outside any session). */
+  paymentRequestId?: string;
 }
 
 export interface ProviderRecords {

@@ -57,6 +57,7 @@ const Capture: z.ZodType<ProviderCapture> = z.object({
   currency: z.string().length(3),
   status: z.enum(["succeeded", "failed"]),
   capturedAt: z.number().int().min(0),
+  paymentRequestId: z.string().min(1).max(64).optional(),
 });
 const Records: z.ZodType<ProviderRecords> = z.object({
   captures: z.array(Capture),

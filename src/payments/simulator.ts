@@ -222,6 +222,7 @@ export class PaymentSimulator implements PaymentProvider {
       currency,
       status: callback.status,
       capturedAt: Date.now(),
+      ...(paymentRequestId === undefined ? {} : { paymentRequestId }),
     });
     return callback;
   }

@@ -402,6 +402,8 @@ async function recordCapture(ctx: JobContext, capture: ProviderCapture) {
     status: "succeeded" as const,
     amountCents: capture.amountCents,
     currency: capture.currency,
+    // Tied to its session like its callback would have been (the request marked PAID).
+    ...(capture.paymentRequestId ? { paymentRequestId: capture.paymentRequestId } : {}),
     receivedAt: Date.now(),
   };
   const source = {

@@ -122,7 +122,10 @@ function paymentsConsumed(ctx: JobContext): () => Promise<boolean> {
  * payment path records it MISMATCH and refunds it (or the payments job does, if its callback
  * never came), so it must not keep the order PENDING past its window either.
  */
-async function paymentFor(ctx: JobContext, order: DueOrder): Promise<ProviderPayment> {
+async function paymentFor(
+  ctx: JobContext,
+  order: DueOrder,
+): Promise<ProviderPayment & { paymentRequestId?: string }> {
   const { captures } = await ctx.provider.records(order.id);
   const paid = captures.findLast(
     (c) =>
@@ -136,6 +139,7 @@ async function paymentFor(ctx: JobContext, order: DueOrder): Promise<ProviderPay
     eventId: paid.paymentId,
     amountCents: paid.amountCents,
     currency: paid.currency,
+    ...(paid.paymentRequestId ? { paymentRequestId: paid.paymentRequestId } : {}),
   };
 }
 
@@ -143,7 +147,7 @@ async function settleOrder(ctx: JobContext, order: DueOrder, caughtUp: () => Pro
   const entity = { entityType: "order" as const, entityId: order.id };
   // Asked before the provider: a payment the consumer applied up to then is seen by it.
   const consumed = await caughtUp();
-  let payment: ProviderPayment;
+  let payment: Awaited<ReturnType<typeof paymentFor>>;
   try {
     payment = await paymentFor(ctx, order);
   } catch (error) {
@@ -187,6 +191,7 @@ async function settleOrder(ctx: JobContext, order: DueOrder, caughtUp: () => Pro
             status: "succeeded",
             amountCents: payment.amountCents,
             currency: payment.currency,
+            ...(payment.paymentRequestId ? { paymentRequestId: payment.paymentRequestId } : {}),
             receivedAt: Date.now(),
           },
           {
