@@ -1,11 +1,19 @@
 import { randomBytes } from "node:crypto";
-import { and, eq, inArray, isNull, lt, ne, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, ne, sql } from "drizzle-orm";
 import { loadConfig } from "../config";
 import { migrateDatabase } from "../db/migrate";
 import { orders, outbox, paymentRequests, refunds } from "../db/schema";
 import type { ServiceProcess } from "../demo/processes";
 import { seededRandom } from "../demo/random";
 import { openSale } from "../demo/steps/open_sale";
+import {
+  groupId,
+  ORDER_CREATED_CONSUMER,
+  PAYMENT_COMPLETED_CONSUMER,
+  PAYMENT_REQUEST_CONSUMER,
+  REFUND_CONSUMER,
+  STOCK_RELEASE_CONSUMER,
+} from "../kafka/topics";
 import { createLogger } from "../logger";
 import { dropNamespace } from "../namespace";
 import { PaymentSimulator } from "../payments/simulator";
@@ -175,25 +183,24 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
       `seed ${o.seed}: load done (${history.answers.length} answers, ${result.accepted} orders accepted); converging …`,
     );
 
-    // Converged: every order final, nothing unsent, no session live for an ended order, no
-    // refund on its way.
-    const deadline = Date.now() + 180_000;
-    while (Date.now() < deadline) {
-      if (await converged(services, sale.saleId)) {
-        result.convergeMs = Date.now() - lastHealed;
-        break;
+    // Converged: every order final, nothing unsent or unconsumed, no session live for an
+    // ended order, no refund on its way.
+    const settle = async () => {
+      const deadline = Date.now() + 180_000;
+      while (Date.now() < deadline) {
+        if (await converged(services, sale.saleId)) return true;
+        await new Promise((r) => setTimeout(r, 1_000));
       }
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
+      return false;
+    };
+    if (await settle()) result.convergeMs = Date.now() - lastHealed;
     o.progress(
-      `seed ${o.seed}: ${result.convergeMs === null ? "did not converge" : "converged"}; stopping the service, reconciling twice`,
+      `seed ${o.seed}: ${result.convergeMs === null ? "did not converge" : "converged"}; reconciling (APPLY), then stopping the service`,
     );
-    await cluster.stop();
-    cluster = undefined;
-    o.progress(`seed ${o.seed}: service stopped`);
 
-    // Two passes of every reconciler, the service stopped: the first may repair (each repair
-    // audited), the second must find nothing.
+    // Two passes of every reconciler: the first (APPLY) with the service still running, so
+    // what it queues (events, refunds) is carried out, then converged again; the second
+    // (DRY_RUN) once the service stopped, which must find nothing.
     const settings = {
       ...reconcileSettings(config),
       captureGraceMs: 0,
@@ -203,8 +210,8 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
       pendingGraceMs: 0,
       confirmDelayMs: 300,
     };
-    const second: string[] = [];
-    for (const mode of ["APPLY", "DRY_RUN"] as const) {
+    const pass = async (mode: "APPLY" | "DRY_RUN") => {
+      const found: string[] = [];
       for (const job of Object.values(JOBS)) {
         const t = Date.now();
         const report = await runJob(services, job, {
@@ -219,12 +226,20 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
           );
           continue;
         }
-        if (mode === "DRY_RUN") {
-          for (const f of report.findings) second.push(`${job.name}:${f.kind} ${f.entityId}`);
-        }
+        for (const f of report.findings) found.push(`${job.name}:${f.kind} ${f.entityId}`);
         if (Date.now() - t > 3_000) o.progress(`  ${job.name} ${mode} took ${Date.now() - t} ms`);
       }
-    }
+      return found;
+    };
+    const repaired = await pass("APPLY");
+    if (repaired.length > 0)
+      o.progress(`  the APPLY pass found ${repaired.length}: ${repaired.slice(0, 5).join(", ")}`);
+    if (!(await settle())) result.violations.push("did not converge again after the APPLY pass");
+    await cluster.stop();
+    cluster = undefined;
+    o.progress(`seed ${o.seed}: service stopped`);
+    const second = await pass("DRY_RUN");
+
     o.progress(`seed ${o.seed}: checking the invariants`);
     const [count] = await services.database.db
       .select({ n: sql<number>`count(*)` })
@@ -340,11 +355,10 @@ function brokerPort(ctx: FaultContext): number {
 
 async function converged(services: Services, saleId: string): Promise<boolean> {
   const { db } = services.database;
-  const now = new Date();
   const [pending] = await db
     .select({ n: sql<number>`count(*)` })
     .from(orders)
-    .where(and(eq(orders.saleId, saleId), eq(orders.status, "PENDING"), lt(orders.payBy, now)));
+    .where(and(eq(orders.saleId, saleId), eq(orders.status, "PENDING")));
   if (Number(pending?.n) > 0) return false;
   const [unsent] = await db
     .select({ n: sql<number>`count(*)` })
@@ -366,7 +380,36 @@ async function converged(services: Services, saleId: string): Promise<boolean> {
   if (Number(live?.n) > 0) return false;
   // Every accepted order reached MySQL or was released: no reservation left in the gate.
   const reservations = await services.redis.hlen(services.keys.sale(saleId).reservations);
-  return reservations === 0;
+  if (reservations > 0) return false;
+  // And every consumer has read its topic to the end: a callback accepted last may still be
+  // about to create a refund, a status change about to give units back.
+  return (await consumerLag(services)) === 0;
+}
+
+/** Messages not yet consumed, over every consumer group of the service and its topic. */
+async function consumerLag(services: Services): Promise<number> {
+  const { admin, topics, config } = services;
+  const groups = [
+    [ORDER_CREATED_CONSUMER, topics.orderCreated],
+    [PAYMENT_COMPLETED_CONSUMER, topics.paymentCompleted],
+    [STOCK_RELEASE_CONSUMER, topics.orderStatusChanged],
+    [REFUND_CONSUMER, topics.refundRequested],
+    [PAYMENT_REQUEST_CONSUMER, topics.paymentRequests],
+  ] as const;
+  let lag = 0;
+  for (const [name, topic] of groups) {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const [committed] = await admin.fetchOffsets({
+      groupId: groupId(config.namespace, name),
+      topics: [topic],
+    });
+    for (const { partition, high, low } of ends) {
+      const at = committed?.partitions.find((p) => p.partition === partition)?.offset;
+      const from = at === undefined || Number(at) < 0 ? Number(low) : Number(at);
+      lag += Math.max(0, Number(high) - from);
+    }
+  }
+  return lag;
 }
 
 const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
