@@ -6,14 +6,7 @@ import { orders, outbox, paymentRequests, refunds } from "../db/schema";
 import type { ServiceProcess } from "../demo/processes";
 import { seededRandom } from "../demo/random";
 import { openSale } from "../demo/steps/open_sale";
-import {
-  groupId,
-  ORDER_CREATED_CONSUMER,
-  PAYMENT_COMPLETED_CONSUMER,
-  PAYMENT_REQUEST_CONSUMER,
-  REFUND_CONSUMER,
-  STOCK_RELEASE_CONSUMER,
-} from "../kafka/topics";
+import { consumerLags } from "../kafka/consumer_lag";
 import { createLogger } from "../logger";
 import { dropNamespace } from "../namespace";
 import { PaymentSimulator } from "../payments/simulator";
@@ -389,27 +382,8 @@ async function converged(services: Services, saleId: string): Promise<boolean> {
 /** Messages not yet consumed, over every consumer group of the service and its topic. */
 async function consumerLag(services: Services): Promise<number> {
   const { admin, topics, config } = services;
-  const groups = [
-    [ORDER_CREATED_CONSUMER, topics.orderCreated],
-    [PAYMENT_COMPLETED_CONSUMER, topics.paymentCompleted],
-    [STOCK_RELEASE_CONSUMER, topics.orderStatusChanged],
-    [REFUND_CONSUMER, topics.refundRequested],
-    [PAYMENT_REQUEST_CONSUMER, topics.paymentRequests],
-  ] as const;
-  let lag = 0;
-  for (const [name, topic] of groups) {
-    const ends = await admin.fetchTopicOffsets(topic);
-    const [committed] = await admin.fetchOffsets({
-      groupId: groupId(config.namespace, name),
-      topics: [topic],
-    });
-    for (const { partition, high, low } of ends) {
-      const at = committed?.partitions.find((p) => p.partition === partition)?.offset;
-      const from = at === undefined || Number(at) < 0 ? Number(low) : Number(at);
-      lag += Math.max(0, Number(high) - from);
-    }
-  }
-  return lag;
+  const lags = await consumerLags({ admin, topics, namespace: config.namespace });
+  return lags.reduce((sum, p) => sum + p.lag, 0);
 }
 
 const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));

@@ -10,14 +10,7 @@ import {
   refunds,
   sales,
 } from "../db/schema";
-import {
-  groupId,
-  ORDER_CREATED_CONSUMER,
-  PAYMENT_COMPLETED_CONSUMER,
-  PAYMENT_REQUEST_CONSUMER,
-  REFUND_CONSUMER,
-  STOCK_RELEASE_CONSUMER,
-} from "../kafka/topics";
+import { consumerLags } from "../kafka/consumer_lag";
 import type { Services } from "../services";
 import {
   auditChainRows,
@@ -165,32 +158,9 @@ const sources: Record<string, Source> = {
   },
 
   async consumerLag({ admin, topics, config }) {
-    const consumers = [
-      [ORDER_CREATED_CONSUMER, topics.orderCreated],
-      [PAYMENT_COMPLETED_CONSUMER, topics.paymentCompleted],
-      [STOCK_RELEASE_CONSUMER, topics.orderStatusChanged],
-      [REFUND_CONSUMER, topics.refundRequested],
-      [PAYMENT_REQUEST_CONSUMER, topics.paymentRequests],
-    ] as const;
-    const watermarks = new Map(
-      await Promise.all(
-        consumers.map(async ([, topic]) => [topic, await admin.fetchTopicOffsets(topic)] as const),
-      ),
-    );
-    const lags = await Promise.all(
-      consumers.map(async ([name, topic]) => {
-        const group = groupId(config.namespace, name);
-        const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-        return (watermarks.get(topic) ?? []).map(({ partition, high, low }) => {
-          const at = committed?.partitions.find((p) => p.partition === partition)?.offset;
-          // Never committed: the group starts from the beginning (fromBeginning), so all of it.
-          const from = at === undefined || Number(at) < 0 ? Number(low) : Number(at);
-          return { group, topic, partition, lag: Math.max(0, Number(high) - from) };
-        });
-      }),
-    );
+    const lags = await consumerLags({ admin, topics, namespace: config.namespace });
     consumerLag.reset();
-    for (const { group, topic, partition, lag } of lags.flat()) {
+    for (const { group, topic, partition, lag } of lags) {
       consumerLag.set({ group, topic, partition: String(partition) }, lag);
     }
   },
