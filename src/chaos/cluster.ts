@@ -19,6 +19,20 @@ const ROLE: Record<ProcessName, string> = {
   scheduler: "scheduler",
 };
 
+/** Every process of every cluster started and not yet stopped: killed if the campaign is. */
+const live = new Set<ServiceProcess>();
+
+/** SIGKILLs every service process still running (the campaign interrupted: SIGINT, SIGTERM). */
+export async function killAllClusters(): Promise<void> {
+  await Promise.all(
+    [...live].map(async (p) => {
+      p.thaw();
+      await p.kill().catch(() => {});
+    }),
+  );
+  live.clear();
+}
+
 /**
  * Starts every process with `env` (stores, namespace, provider) plus its ROLES and port; the
  * first API process first, since it creates the topics the others subscribe to.
@@ -30,7 +44,9 @@ export async function startCluster(env: Record<string, string>): Promise<ChaosCl
     const api: Record<string, string> = name.startsWith("api-")
       ? { PORT: String(ports[Number(name.at(-1)) - 1]) }
       : {};
-    processes.set(name, new ServiceProcess(name, { ...env, ROLES: ROLE[name], ...api }));
+    const p = new ServiceProcess(name, { ...env, ROLES: ROLE[name], ...api });
+    processes.set(name, p);
+    live.add(p);
   }
   // All at once: each stop waits for its process to leave the group and close its clients.
   const stop = async () => {
@@ -38,6 +54,7 @@ export async function startCluster(env: Record<string, string>): Promise<ChaosCl
       [...processes.values()].map(async (p) => {
         p.thaw();
         await p.stop().catch(() => {});
+        live.delete(p);
       }),
     );
   };

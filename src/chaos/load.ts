@@ -144,7 +144,7 @@ export async function runLoad(plan: LoadPlan, rnd: Random): Promise<History> {
         const paid = await sim.payRequest(sessionId, { deliver: false }).catch(() => undefined);
         if (!paid?.accepted) return count("page-refused");
         const stale = await deliver(paid.callback, Math.floor(Date.now() / 1000) - 3_600);
-        if (stale < 400 || stale >= 500) history.acceptedForgeries.push(`stale ${stale}`);
+        if (!refusedOrUnanswered(stale)) history.acceptedForgeries.push(`stale ${stale}`);
         await sleep(500);
         await deliver(paid.callback);
         count("stale-then-fresh");
@@ -163,7 +163,7 @@ export async function runLoad(plan: LoadPlan, rnd: Random): Promise<History> {
       const status = await raw("/v1/payments/webhook", forged, {
         "payment-signature": `t=${Math.floor(Date.now() / 1000)},v1=${"0".repeat(64)}`,
       });
-      if (status < 400 || status >= 500) history.acceptedForgeries.push(`forged ${status}`);
+      if (!refusedOrUnanswered(status)) history.acceptedForgeries.push(`forged ${status}`);
       count("forged");
     }
     if (b.late) {
@@ -230,5 +230,11 @@ export async function runLoad(plan: LoadPlan, rnd: Random): Promise<History> {
   await Promise.all(buyers.map(order));
   return history;
 }
+
+/**
+ * A forged or stale callback must be refused (4xx). No answer at all (0: the API process was
+ * killed or frozen mid-request) proves nothing either way; anything else is a violation.
+ */
+const refusedOrUnanswered = (status: number) => status === 0 || (status >= 400 && status < 500);
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

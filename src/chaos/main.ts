@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { killAllClusters } from "./cluster";
 import { FAULT_KINDS, type FaultKind, parseFaults } from "./faults";
 import { type RunResult, runOnce } from "./run";
 
@@ -78,6 +79,14 @@ const options = {
   units: whole("units", short ? 45 : 60, 1_000_000),
   keep: values.keep === true,
 };
+
+// Interrupted: no service process outlives the campaign (the run's namespace stays; drop it with
+// `bun run namespace drop`).
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    void killAllClusters().finally(() => process.exit(130));
+  });
+}
 
 const results: RunResult[] = [];
 const started = Date.now();

@@ -69,10 +69,11 @@ export async function killAndRespawn(
   return next;
 }
 
+/** Running (a zombie its parent has not reaped yet counts as dead: it holds no port). */
 function alive(pid: number) {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
