@@ -82,8 +82,11 @@ afterAll(async () => {
  */
 describe("./scripts/demo", () => {
   it("runs a flash sale end to end and every invariant holds", async () => {
+    // A window past the consumer's SIGKILL (6 s session timeout, then its order locks' 10 s
+    // TTL): an order written after its window gets no payment link (it can take no payment),
+    // and with 6 s a loaded machine wrote every order too late for any winner to pay.
     const demo = sh(
-      `"${BUN}" src/demo/main.ts --buyers 300 --units 24 --seed ${SEED} --payment-window 6 --keep`,
+      `"${BUN}" src/demo/main.ts --buyers 300 --units 24 --seed ${SEED} --payment-window 20 --keep`,
       { ...process.env, LOG_LEVEL: "error" },
     );
     const code = await demo.exited;
