@@ -11,6 +11,7 @@ import {
   refunds,
 } from "../src/db/schema";
 import type { OrderStatus } from "../src/orders/status";
+import { ProviderUnavailableError } from "../src/payments/provider";
 import type { PaymentSimulator } from "../src/payments/simulator";
 import { paymentsJob } from "../src/reconcile/jobs/payments";
 import { simulatedProvider } from "./support/payments";
@@ -343,5 +344,34 @@ describe("payments job: the ledger of each order", () => {
       idempotencyKey: owed[0]?.id as string,
     });
     expect(about(await run(provider), orderId)).toEqual([]);
+  });
+
+  it("payments_unknown: an order whose records the provider does not answer for is reported and not compared with the provider until it answers", async () => {
+    const provider = freshProvider();
+    const orderId = await seedOrder("PAID");
+    const kept = provider.charge(orderId, PRICE, "EUR");
+    await recordPayment(orderId, kept.eventId, "APPLIED");
+    const outOfBand = await provider.refund({
+      paymentId: kept.eventId,
+      amountCents: 500,
+      currency: "EUR",
+      idempotencyKey: "dashboard-2",
+    });
+    // The provider is down for this order's records: nothing it holds can be judged, so the
+    // job reports that and changes nothing (our own ledger of the order balances).
+    const down: PaymentSimulator = Object.create(provider);
+    down.records = async (id: string) => {
+      if (id === orderId) throw new ProviderUnavailableError("provider down (test)");
+      return provider.records(id);
+    };
+    expect(about(await run(down), orderId, outOfBand.refundId)).toEqual([
+      `payments_unknown FAILED ${orderId}`,
+    ]);
+    expect(await world.db.select().from(refunds).where(eq(refunds.orderId, orderId))).toEqual([]);
+    expect(await auditOf(orderId)).toEqual([]);
+    // Back up: the refund made outside the system is found and left for a person.
+    expect(about(await run(provider), orderId, outOfBand.refundId)).toEqual([
+      `unknown_provider_refund SKIPPED ${outOfBand.refundId}`,
+    ]);
   });
 });
