@@ -96,7 +96,7 @@ try {
     await component.start();
     started.push(component);
   }
-  logger.info({ roles: config.roles }, "started");
+  logger.info("started"); // the roles are on every line of this process (its bindings)
 } catch (error) {
   logger.fatal({ err: error }, "start failed");
   // Also on stderr in plain words, whatever LOG_LEVEL says: the operator must see why.
