@@ -5,6 +5,13 @@ import { RefundCallback } from "../payments/refund_callback";
 import { SaleDefinition } from "../sales/definition";
 import type { App } from "./env";
 import { describeRoute } from "./openapi";
+import {
+  OrderViewResponse,
+  PaymentWebhookResponse,
+  PlaceOrderResponse,
+  RefundWebhookResponse,
+  SaleStockResponse,
+} from "./public_responses";
 import { PlaceOrderBody } from "./routes/v1_orders_create";
 
 /**
@@ -39,14 +46,10 @@ export function describeExistingRoutes(app: App) {
     body: PlaceOrderBody,
     responses: {
       202: {
-        description: "reserved",
-        schema: z.object({
-          orderId: z.string(),
-          status: z.literal("RESERVED"),
-          expiresAt: z.string(),
-        }),
+        description:
+          "reserved; the same key and body again answer the same, with Idempotent-Replayed: true",
+        schema: PlaceOrderResponse,
       },
-      200: { description: "the same key and body again (Idempotent-Replayed: true)" },
     },
     errors: [
       "UNAUTHORIZED",
@@ -76,6 +79,7 @@ export function describeExistingRoutes(app: App) {
           "the order; with payment requests on, `payment` says where to pay: " +
           "{status: preparing} until the provider opened the session, then " +
           "{status: open, url, expiresAt}; paid or cancelled after",
+        schema: OrderViewResponse,
       },
     },
     errors: ["UNKNOWN_ORDER", "UNAUTHORIZED", "RATE_LIMITED"],
@@ -86,7 +90,7 @@ export function describeExistingRoutes(app: App) {
     summary: "Remaining units per SKU and the sale's phase",
     tags: ["sales"],
     params: z.object({ saleId: z.string() }),
-    responses: { 200: { description: "the stock" } },
+    responses: { 200: { description: "the stock", schema: SaleStockResponse } },
     errors: ["UNKNOWN_SALE", "RATE_LIMITED"],
   });
   describeRoute(app, {
@@ -95,7 +99,12 @@ export function describeExistingRoutes(app: App) {
     summary: "A signed payment callback (Payment-Signature over the raw body)",
     tags: ["payments"],
     body: PaymentCallback,
-    responses: { 200: { description: "received" } },
+    responses: {
+      200: {
+        description: "received (also for a callback already received)",
+        schema: PaymentWebhookResponse,
+      },
+    },
     errors: ["INVALID_SIGNATURE", "STALE_SIGNATURE", "BROKER_UNAVAILABLE", "RATE_LIMITED"],
   });
   describeRoute(app, {
@@ -104,7 +113,12 @@ export function describeExistingRoutes(app: App) {
     summary: "A signed refund callback: how a refund ended at the provider",
     tags: ["payments"],
     body: RefundCallback,
-    responses: { 200: { description: "{received, matched, refundId, status}" } },
+    responses: {
+      200: {
+        description: "received; matched says whether it names a refund of ours",
+        schema: RefundWebhookResponse,
+      },
+    },
     errors: ["INVALID_SIGNATURE", "STALE_SIGNATURE"],
   });
   describeRoute(app, {
