@@ -118,4 +118,21 @@ describe("loadConfig", () => {
       /INGEST_JWKS: required when INGEST_AUTH=jwt/,
     );
   });
+
+  it("reads operators' queries from DATABASE_READ_URL, the primary when unset", () => {
+    const primary = "mysql://app@db-primary:3306/flashsale";
+    expect(loadConfig({ DATABASE_URL: primary }).database.readUrl).toBe(primary);
+    const replica = "mysql://reader@db-replica:3306/flashsale";
+    const config = loadConfig({ DATABASE_URL: primary, DATABASE_READ_URL: replica });
+    expect(config.database).toMatchObject({ url: primary, readUrl: replica });
+    expect(() => loadConfig({ DATABASE_READ_URL: "postgres://db/flashsale" })).toThrow(
+      /DATABASE_READ_URL: must be a URL starting with mysql:\/\/ or mariadb:\/\//,
+    );
+  });
+
+  it("shares the port with other processes only when REUSE_PORT=1", () => {
+    expect(loadConfig({}).http.reusePort).toBe(false);
+    expect(loadConfig({ REUSE_PORT: "1" }).http.reusePort).toBe(true);
+    expect(() => loadConfig({ REUSE_PORT: "yes" })).toThrow(/REUSE_PORT: must be 0 or 1/);
+  });
 });

@@ -165,8 +165,15 @@ const EnvSchema = z
     NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
     PORT: port.default(3000),
     HOST: z.string().trim().min(1).default("127.0.0.1"),
+    // 1: several API processes on one host may listen on the same PORT (SO_REUSEPORT; Linux
+    // spreads new connections over them). Off by default, so a second process started on a
+    // port by mistake fails (EADDRINUSE) instead of silently taking half of the requests.
+    REUSE_PORT: z.enum(["0", "1"], { error: "must be 0 or 1" }).default("0"),
     ROLES: roleList.default(["api", "consumers", "scheduler", "relay"]),
     DATABASE_URL: url(["mysql:", "mariadb:"]).default("mysql://root@127.0.0.1:3306/flashsale"),
+    // A replica for the operators' reads that may lag (audit queries and export, the order
+    // timeline); unset: the same server as DATABASE_URL. Everything else reads the primary.
+    DATABASE_READ_URL: url(["mysql:", "mariadb:"]).optional(),
     DATABASE_POOL_SIZE: positiveInt.max(200).default(10),
     REDIS_URL: url(["redis:", "rediss:"]).default("redis://127.0.0.1:6379/0"),
     // Some nodes of a Redis Cluster (host:port, comma-separated): set, every Redis use goes
@@ -324,9 +331,11 @@ export type Env = z.input<typeof EnvSchema>;
 
 export interface Config {
   nodeEnv: "development" | "test" | "production";
-  http: { host: string; port: number };
+  /** reusePort: REUSE_PORT=1, several processes share PORT (SO_REUSEPORT). */
+  http: { host: string; port: number; reusePort: boolean };
   roles: Role[];
-  database: { url: string; poolSize: number };
+  /** readUrl: DATABASE_READ_URL, or `url` when unset (then one pool serves both). */
+  database: { url: string; readUrl: string; poolSize: number };
   redis: { url: string; clusterNodes?: string[] };
   kafka: {
     brokers: string[];
@@ -433,9 +442,13 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const e = parsed.data;
   return {
     nodeEnv: e.NODE_ENV,
-    http: { host: e.HOST, port: e.PORT },
+    http: { host: e.HOST, port: e.PORT, reusePort: e.REUSE_PORT === "1" },
     roles: e.ROLES,
-    database: { url: e.DATABASE_URL, poolSize: e.DATABASE_POOL_SIZE },
+    database: {
+      url: e.DATABASE_URL,
+      readUrl: e.DATABASE_READ_URL ?? e.DATABASE_URL,
+      poolSize: e.DATABASE_POOL_SIZE,
+    },
     redis: { url: e.REDIS_URL, clusterNodes: e.REDIS_CLUSTER_NODES ?? [] },
     kafka: {
       brokers: e.KAFKA_BROKERS,

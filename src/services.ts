@@ -17,7 +17,13 @@ import { type RedisKeys, redisKeys } from "./redis/keys";
 export interface Services {
   config: Config;
   logger: Logger;
+  /** The primary: every write, and every read the service acts on (it reads its own writes). */
   database: Database;
+  /**
+   * DATABASE_READ_URL (a replica that may lag), for the operators' reads only: audit queries
+   * and export, the order timeline. The same object as `database` when no read URL is set.
+   */
+  readDatabase: Database;
   redis: RedisClient;
   keys: RedisKeys;
   kafka: Kafka;
@@ -33,6 +39,13 @@ export interface Services {
 
 export function createServices(config: Config, logger: Logger): Services {
   const database = createDatabase(config.database.url, { poolSize: config.database.poolSize });
+  const readDatabase =
+    config.database.readUrl === config.database.url
+      ? database
+      : createDatabase(config.database.readUrl, {
+          poolSize: config.database.poolSize,
+          readOnly: true,
+        });
   const redis = createRedis(config.redis.url, {
     name: `${config.namespace}:${process.pid}`,
     clusterNodes: config.redis.clusterNodes,
@@ -49,6 +62,7 @@ export function createServices(config: Config, logger: Logger): Services {
     config,
     logger,
     database,
+    readDatabase,
     redis,
     keys: redisKeys(config.namespace),
     kafka,
@@ -75,7 +89,11 @@ export function createServices(config: Config, logger: Logger): Services {
       if (kafkaConnected) {
         await Promise.allSettled([producer.disconnect(), admin.disconnect()]);
       }
-      await Promise.allSettled([redis.quit(), database.close()]);
+      await Promise.allSettled([
+        redis.quit(),
+        database.close(),
+        ...(readDatabase === database ? [] : [readDatabase.close()]),
+      ]);
     },
   };
 }

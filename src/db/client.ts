@@ -26,7 +26,10 @@ export interface Database {
  * - JSON arrives as text and is parsed by the `json` column type
  *   (src/db/columns.ts); inserts use `$returningId()` since MariaDB has no RETURNING there.
  */
-export function createDatabase(url: string, options: { poolSize?: number } = {}): Database {
+export function createDatabase(
+  url: string,
+  options: { poolSize?: number; readOnly?: boolean } = {},
+): Database {
   const pool = mysql.createPool({
     uri: url,
     connectionLimit: options.poolSize ?? 10,
@@ -37,6 +40,15 @@ export function createDatabase(url: string, options: { poolSize?: number } = {})
     connectTimeout: 5_000,
     enableKeepAlive: true,
   });
+  if (options.readOnly) {
+    // Every session of a read pool refuses writes (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION),
+    // so a write sent to a replica by mistake fails loudly, even for a user the replica's own
+    // read_only setting lets through (SUPER on MariaDB).
+    // Queued ahead of every query of the caller the connection is handed to.
+    pool.pool.on("connection", (connection) => {
+      connection.query("set session transaction read only", () => {});
+    });
+  }
   const db = drizzle(pool, { schema, mode: "planetscale" });
   return {
     db,

@@ -57,7 +57,8 @@ export function registerAdminV1AuditExport(app: App) {
   });
   app.get(route.path, route.auth, validQuery(Query), (c) => {
     const { format, ...filters } = c.req.valid("query");
-    const db = c.get("services").database.db;
+    // The read pool (DATABASE_READ_URL): a long export loads the replica, not the primary.
+    const db = c.get("services").readDatabase.db;
     const query = auditQueryOf(filters);
     const encoder = new TextEncoder();
     let afterSeq: number | undefined;

@@ -98,7 +98,8 @@ export function registerAdminV1AuditList(app: App) {
   });
   app.get(route.path, route.auth, validQuery(Query), async (c) => {
     const { cursor, limit, ...filters } = c.req.valid("query");
-    const rows = await queryAudit(c.get("services").database.db, {
+    // The read pool (DATABASE_READ_URL): a page may lag the primary by the replica's delay.
+    const rows = await queryAudit(c.get("services").readDatabase.db, {
       ...auditQueryOf(filters),
       ...(cursor !== undefined ? { afterSeq: cursor } : {}),
       limit: limit + 1,
