@@ -59,6 +59,8 @@ export interface CliHelp {
   environment: readonly (keyof typeof ENVIRONMENT)[];
   /** What 0 and 1 (and 3) mean for this CLI; 2, 64, 66 and 78 mean the same everywhere. */
   exitCodes: Partial<Record<ExitName, string>>;
+  /** How many positionals after the command it takes (`findings ack 42`); default none. */
+  arguments?: number;
 }
 
 /** The database and namespace a run looked at, printed first so a default is never a surprise. */
@@ -90,6 +92,8 @@ type Values<O extends Options> = ReturnType<typeof parseCommandLine<O & typeof H
 /** `<cli> <command> [--options]`: the command (a verb, a job name) and the options' values. */
 export interface CommandLine<O extends Options> {
   command: string | undefined;
+  /** The positionals after the command, at most `CliHelp.arguments` of them. */
+  args: string[];
   values: Values<O>;
   /** Where the stores are: for messages and for --json's `target` field. */
   target: Target;
@@ -98,7 +102,7 @@ export interface CommandLine<O extends Options> {
 /**
  * Runs a CLI command with the service's stores (config from the environment, logs on stderr
  * at error unless LOG_LEVEL says otherwise) and exits with the code it returns. The command
- * line is `<command> [--options]`: one positional at most; --help (-h) prints the usage, the
+ * line is `<command> [--options]`: one positional, or more where `help.arguments` says; --help (-h) prints the usage, the
  * environment and the exit codes. Before the command runs, one line on stderr names the
  * database and namespace; a failure is one line naming its root cause (see `describeFailure`).
  */
@@ -123,10 +127,11 @@ export async function runCli<O extends Options>(
         config,
         createLogger(config.logLevel, { cli: true }, 2, config.logFormat),
       );
-      const [verb, ...extra] = positionals;
-      if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
+      const [verb, ...args] = positionals;
+      const extra = args[help.arguments ?? 0];
+      if (extra !== undefined) throw new UsageError(`unexpected argument ${extra}`);
       console.error(describeTarget(target));
-      code = await command({ command: verb, values, target }, services);
+      code = await command({ command: verb, args, values, target }, services);
     }
   } catch (error) {
     if (error instanceof UsageError) {

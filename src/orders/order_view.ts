@@ -1,4 +1,5 @@
 import { eq } from "drizzle-orm";
+import type { Db } from "../db/client";
 import { orders, type PaymentRequest, paymentRequests, refunds } from "../db/schema";
 import { findReservation } from "../sales/reservations";
 import type { Services } from "../services";
@@ -48,7 +49,8 @@ export interface PaymentView {
  * it yet, the reservation in the sale's Redis gate. Undefined when neither knows it.
  */
 export async function findOrderView(
-  services: Pick<Services, "database" | "redis" | "keys" | "config">,
+  // Only the handle of `database`: a caller may pass another one (a read replica's).
+  services: Pick<Services, "redis" | "keys" | "config"> & { database: { db: Db } },
   orderId: string,
 ): Promise<OrderView | undefined> {
   const requests = services.config.paymentRequests;

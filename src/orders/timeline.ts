@@ -1,4 +1,5 @@
 import { and, asc, eq, inArray } from "drizzle-orm";
+import type { Db } from "../db/client";
 import {
   auditLog,
   idempotencyLog,
@@ -10,20 +11,31 @@ import {
 } from "../db/schema";
 import { orderCreatedEventId } from "../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
-import { findReservation } from "../sales/reservations";
 import type { Services } from "../services";
+import { type OrderIngest, orderIngest, orderIngestRow } from "./order_ingest";
+import {
+  messageAudit,
+  messageEntityId,
+  messagePlace,
+  type OrderMessage,
+  orderMessages,
+  partitionOfKey,
+} from "./order_messages";
 import { findOrderView, type OrderView } from "./order_view";
 
 /** Where an entry of the timeline comes from. */
-export type TimelineSource =
-  | "reservation"
-  | "status"
-  | "payment"
-  | "refund"
-  | "consumer"
-  | "outbox"
-  | "audit"
-  | "finding";
+export const TIMELINE_SOURCES = [
+  "reservation",
+  "status",
+  "payment",
+  "refund",
+  "consumer",
+  "outbox",
+  "dlq",
+  "audit",
+  "finding",
+] as const;
+export type TimelineSource = (typeof TIMELINE_SOURCES)[number];
 
 export interface TimelineEntry {
   at: string;
@@ -32,41 +44,54 @@ export interface TimelineEntry {
   what: string;
   /** The record it comes from, for a closer look. */
   ref: string;
+  /** The Kafka message the entry is about, where one is (see OrderMessage). */
+  kafka?: { topic: string; partition: number | null; offset: number | null };
 }
 
 export interface OrderTimeline {
   order: OrderView;
   /** Whether the sale's Redis gate still holds a reservation for it (not yet settled). */
   reservationInRedis: boolean;
+  /** The Idempotency-Key, the reservation and its expiry, and what Redis still holds. */
+  ingest: OrderIngest;
+  /** Every Kafka message about the order MySQL knows the place of, oldest first. */
+  kafka: OrderMessage[];
   entries: TimelineEntry[];
 }
+
+/** The stores the timeline reads besides MySQL (whose handle is passed on its own). */
+export type TimelineStores = Pick<Services, "redis" | "keys" | "config">;
 
 const MAX_PER_SOURCE = 200;
 
 /**
  * "What happened to order X", from every place that records something about it, oldest first:
- * its reservation in Redis, its status history, the payment callbacks and what was done with
- * each, its refunds (asked, and how they ended), the consumers' idempotency log rows (retries, failures), its outbox events (sent or
- * not), the audit rows about it and the reconcilers' findings. Undefined when neither MySQL
- * nor Redis knows the order.
+ * its Idempotency-Key and reservation in Redis, its status history, the payment callbacks and
+ * what was done with each, its refunds (asked, and how they ended), the Kafka messages about it
+ * (the consumers' idempotency-log rows with topic, partition and offset; its outbox events,
+ * sent or not; dead letters and what operators did with them), the audit rows about it and the
+ * reconcilers' findings. Undefined when neither MySQL nor Redis knows the order.
  *
- * Each source is read by an index (order id, entity id), except the outbox, whose rows are
- * found by message key with a scan of the table; the relay's retention keeps that table short.
+ * `db` is passed on its own so a caller can read from another handle (a read replica). Each
+ * source is read by an index (order id, entity id, message key); no Kafka topic is read.
+ * `known.keyHash`: the Idempotency-Key's hash when the caller found the order by it (an order
+ * only Redis knows has no row that stores it).
  */
 export async function orderTimeline(
-  services: Pick<Services, "database" | "redis" | "keys" | "config">,
+  db: Db,
+  stores: TimelineStores,
   orderId: string,
+  known: { keyHash?: string } = {},
 ): Promise<OrderTimeline | undefined> {
-  const order = await findOrderView(services, orderId);
+  const order = await findOrderView({ ...stores, database: { db } }, orderId);
   if (!order) return undefined;
-  const { db } = services.database;
-  const reservation = await findReservation(services.redis, services.keys, order.saleId, orderId);
   const entityIds = [
     orderId,
     `${order.saleId}/${orderId}`,
     `${ORDER_CREATED_CONSUMER}/${orderCreatedEventId(orderId)}`,
   ];
-  const [paid, owed, logged, sent, audited, found] = await Promise.all([
+  const [row, paid, owed, logged, sent, audited, found] = await Promise.all([
+    orderIngestRow(db, orderId),
     db
       .select()
       .from(payments)
@@ -112,18 +137,53 @@ export async function orderTimeline(
       .orderBy(asc(reconcileFindings.id))
       .limit(MAX_PER_SOURCE),
   ]);
+  const [ingest, messagesAudit] = await Promise.all([
+    orderIngest(stores.redis, stores.keys, order, {
+      keyHash: row?.keyHash ?? known.keyHash ?? null,
+      stockState: row?.stockState ?? null,
+    }),
+    messageAudit(db, logged),
+  ]);
+  const kafka = orderMessages(logged, sent, messagesAudit, {
+    namespace: stores.config.namespace,
+    partitions: stores.config.kafka.partitions,
+  });
 
   const entries: TimelineEntry[] = [];
-  const add = (at: Date | string, source: TimelineSource, what: string, ref: string) =>
-    entries.push({ at: typeof at === "string" ? at : at.toISOString(), source, what, ref });
+  const add = (
+    at: Date | string,
+    source: TimelineSource,
+    what: string,
+    ref: string,
+    kafkaPlace?: TimelineEntry["kafka"],
+  ) =>
+    entries.push({
+      at: typeof at === "string" ? at : at.toISOString(),
+      source,
+      what,
+      ref,
+      ...(kafkaPlace ? { kafka: kafkaPlace } : {}),
+    });
 
+  const key = ingest.idempotencyKeyHash
+    ? `, Idempotency-Key sha256 ${ingest.idempotencyKeyHash.slice(0, 12)}…${ingest.keyRecord ? ` (its record still in Redis: ${ingest.keyRecord.state})` : ""}`
+    : "";
   add(
     order.placedAt,
     "reservation",
     `reserved ${order.items.map((i) => `${i.quantity} × ${i.sku}`).join(", ")} for ${order.userId}, to pay by ${order.expiresAt}` +
-      (reservation ? " (the reservation is still in Redis: not yet settled)" : ""),
+      (ingest.reservation.inRedis ? " (the reservation is still in Redis: not yet settled)" : "") +
+      key,
     `sale ${order.saleId}`,
   );
+  if (ingest.reservation.expired) {
+    add(
+      order.expiresAt,
+      "reservation",
+      `payment window ended${order.status === "PENDING" || order.status === "RESERVED" ? `, order still ${order.status}` : ""}`,
+      `sale ${order.saleId}`,
+    );
+  }
   for (const h of order.history) {
     add(
       h.at,
@@ -156,20 +216,50 @@ export async function orderTimeline(
     );
   }
   for (const l of logged) {
+    const place = l.topic
+      ? { topic: l.topic, partition: l.kafkaPartition, offset: l.kafkaOffset }
+      : undefined;
     add(
       l.updatedAt,
       "consumer",
-      `${l.consumer}: ${l.status} after ${l.attempts} attempt(s)${l.lastError ? ` — ${l.lastError}` : ""}`,
+      `${l.consumer}: ${l.status} after ${l.attempts} attempt(s)${place ? `, read from ${messagePlace(place)}` : ""}${l.lastError ? ` — ${l.lastError}` : ""}`,
       `idempotency_log ${l.consumer}/${l.eventId}`,
+      place,
     );
   }
   for (const o of sent) {
+    const place = {
+      topic: `${stores.config.namespace}.${o.topic}`,
+      partition: partitionOfKey(o.messageKey, stores.config.kafka.partitions),
+      offset: null,
+    };
     add(
       o.createdAt,
       "outbox",
-      `${o.eventType} ${o.sentAt ? `published ${o.sentAt.toISOString()}` : `NOT published yet (${o.attempts} attempt(s)${o.lastError ? `, ${o.lastError}` : ""})`}`,
+      `${o.eventType} ${o.sentAt ? `published ${o.sentAt.toISOString()} to ${place.topic} [${place.partition}]` : `NOT published yet (${o.attempts} attempt(s)${o.lastError ? `, ${o.lastError}` : ""})`}`,
       `outbox ${o.eventId}`,
+      place,
     );
+  }
+  for (const [entityId, rows] of messagesAudit) {
+    const place = logged.find(
+      (l) =>
+        l.topic &&
+        l.kafkaPartition !== null &&
+        l.kafkaOffset !== null &&
+        messageEntityId(l.topic, l.kafkaPartition, l.kafkaOffset) === entityId,
+    );
+    for (const a of rows) {
+      add(
+        a.at,
+        "dlq",
+        `${a.action} ${entityId} by ${a.actor}${a.reason ? `: ${a.reason}` : ""}`,
+        `audit_log seq ${a.seq}`,
+        place?.topic
+          ? { topic: place.topic, partition: place.kafkaPartition, offset: place.kafkaOffset }
+          : undefined,
+      );
+    }
   }
   for (const a of audited) {
     add(
@@ -189,5 +279,5 @@ export async function orderTimeline(
   }
   // Stable: same-instant entries keep the order above (reservation, status, payment, …).
   entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  return { order, reservationInRedis: reservation !== undefined, entries };
+  return { order, reservationInRedis: ingest.reservation.inRedis, ingest, kafka, entries };
 }

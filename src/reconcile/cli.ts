@@ -1,3 +1,4 @@
+import { FINDINGS_OPTIONS, FINDINGS_USAGE, findingsCommand } from "../cli/findings";
 import {
   cell,
   describeDatabase,
@@ -21,7 +22,10 @@ jobs: ${JOB_LIST.map((j) => `\n  ${j.name.padEnd(8)} ${j.summary}`).join("")}
 
 --dry-run (default) reports what it finds and changes nothing; --apply repairs it.
 --sale ID limits the jobs to one sale; a sale the database does not have exits 66.
---json prints the run reports as a JSON array, each with its "target" (database, namespace).`;
+--json prints the run reports as a JSON array, each with its "target" (database, namespace).
+
+The findings the runs recorded, and their review (the admin API's /admin/v1/reconcile/findings):
+${FINDINGS_USAGE}`;
 
 const OPTIONS = {
   "dry-run": { type: "boolean" },
@@ -29,6 +33,7 @@ const OPTIONS = {
   sale: { type: "string" },
   incremental: { type: "boolean" },
   json: { type: "boolean" },
+  ...FINDINGS_OPTIONS,
 } as const;
 
 const HELP = {
@@ -46,13 +51,25 @@ const HELP = {
   exitCodes: {
     ok: "nothing found, or --apply repaired everything it found",
     findings:
-      "findings in a dry run, or findings --apply could not repair (FAILED, or SKIPPED: a person must look)",
+      "findings in a dry run, or findings --apply could not repair (FAILED, or SKIPPED: a person must look); for findings ack|resolve|suppress, the step was refused",
     busy: "another instance was running the job (its lock is held)",
   },
+  // `findings ack 42`: the verb and the finding's id.
+  arguments: 2,
 } as const;
 
-await runCli(HELP, OPTIONS, async ({ command: name, values, target }, services) => {
+await runCli(HELP, OPTIONS, async ({ command: name, args, values, target }, services) => {
+  if (name === "findings") {
+    const jobOption = (["dry-run", "apply", "incremental"] as const).find((o) => values[o]);
+    if (jobOption) throw new UsageError(`--${jobOption} is an option of the jobs, not findings`);
+    return findingsCommand({ args, values, target }, services);
+  }
   if (!name) throw new UsageError("name a job");
+  if (args.length > 0) throw new UsageError(`unexpected argument ${args[0]}`);
+  const findingOption = Object.keys(FINDINGS_OPTIONS).find(
+    (option) => values[option as keyof typeof FINDINGS_OPTIONS] !== undefined,
+  );
+  if (findingOption) throw new UsageError(`--${findingOption} is an option of findings`);
   if (name !== "all" && !JOB_NAMES.includes(name as JobName)) {
     throw new UsageError(`unknown job "${name}"`);
   }
