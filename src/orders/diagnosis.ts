@@ -14,7 +14,6 @@ export const DIAGNOSIS_REPAIRS = [
   "replay_order",
   "release_reservation",
   "force_transition",
-  "adjust_stock",
   "redrive_dead_letters",
   "refund",
 ] as const;
@@ -166,8 +165,10 @@ export async function diagnoseOrder(
         state: "stuck",
         where: "stock release",
         detail: `${order.status} ${seconds(since)} ago, but the gate has no release marker: ${units} not given back to Redis`,
-        fix: 'the stock job reports the drift (and repairs it at a consistent cut); or plan {"kind": "adjust_stock"} by the order\'s units',
-        repair: "adjust_stock",
+        // Not adjust_stock: the ledger counts these units as on their way back, so a manual
+        // delta would be refused (or, once the release came, count them twice). The stock job's
+        // release_lost repair performs the release itself, with its marker.
+        fix: 'an APPLY run of the stock job gives the units back (its release_lost repair): POST /admin/v1/reconcile/runs {"job": "stock", "mode": "APPLY"}, or bun run reconcile stock',
       };
     }
     return {

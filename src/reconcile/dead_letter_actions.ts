@@ -241,7 +241,8 @@ export async function actOnDeadLetters(
   action: DeadLetterAction,
   request: DeadLetterRequest,
   actor: string,
-  options: { ratePerSecond?: number } = {},
+  /** countOnly: answer the count and token, whatever the selection, and act on nothing. */
+  options: { ratePerSecond?: number; countOnly?: boolean } = {},
 ): Promise<DeadLetterAnswer> {
   const topic = sourceTopic(stores.topics, request.topic);
   const reason = request.reason?.trim() || undefined;
@@ -267,7 +268,7 @@ async function underLock(
   topic: string,
   actor: string,
   lock: HeldLock,
-  options: { ratePerSecond?: number },
+  options: { ratePerSecond?: number; countOnly?: boolean },
 ): Promise<DeadLetterAnswer> {
   const { db } = stores.database;
   const all = "all" in request.selection;
@@ -319,7 +320,7 @@ async function underLock(
     );
   }
   const bulk = all || entries.length > BULK_THRESHOLD;
-  if (bulk && request.confirm === undefined && entries.length > 0) {
+  if (options.countOnly || (bulk && request.confirm === undefined && entries.length > 0)) {
     return {
       status: "CONFIRMATION_REQUIRED",
       action,

@@ -65,7 +65,8 @@ export interface SkuBalance {
   drift: number;
 }
 
-export type GateState = "open" | "closed" | "missing";
+/** "paused": an operator's pause_sale (kept as it is); "closed": a rebuild under way or left. */
+export type GateState = "open" | "paused" | "closed" | "missing";
 
 export interface SaleObservation {
   saleId: string;
@@ -361,7 +362,11 @@ export async function observeSales(
       pending.set(sku, (pending.get(sku) ?? 0) + Number(r.quantity));
     }
     const missing = !side.meta.startsAt || skus.some((s) => side.stock[s.sku] === undefined);
-    const gate: GateState = missing ? "missing" : side.meta.gate === "open" ? "open" : "closed";
+    const gate: GateState = missing
+      ? "missing"
+      : side.meta.gate === "open" || side.meta.gate === "paused"
+        ? side.meta.gate
+        : "closed";
     result.push({
       saleId: side.saleId,
       gate,

@@ -25,6 +25,8 @@ export function registerAdminV1RepairsApply(app: App) {
       "REPAIR_NOT_PENDING",
       "RECONCILE_BUSY",
       "ILLEGAL_TRANSITION",
+      "DLQ_BUSY",
+      "STORE_UNAVAILABLE",
     ],
   });
   app.post(route.path, route.auth, async (c) =>

@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { REPAIR_STATUSES } from "../../db/schema";
-import { LIMITS, ORDER_ID_LENGTH } from "../../limits";
-import { FORCEABLE_STATUSES, planRepair } from "../../reconcile/repairs";
+import { planRepair, RepairRequestSchema } from "../../reconcile/repairs";
 import { operatorOf } from "../admin_auth";
 import type { App } from "../env";
 import { describeRoute } from "../openapi";
@@ -34,25 +33,11 @@ export const RepairSchema = z.object({
   appliedAt: z.string().nullable(),
 });
 
-const PlanBody = z.discriminatedUnion("kind", [
-  z.strictObject({
-    kind: z.literal("force_transition"),
-    orderId: z.string().min(1).max(ORDER_ID_LENGTH),
-    to: z.enum(FORCEABLE_STATUSES),
-    reason: z.string().min(1).max(LIMITS.reason),
-  }),
-  z.strictObject({
-    kind: z.literal("replay_order"),
-    orderId: z.string().min(1).max(ORDER_ID_LENGTH),
-    reason: z.string().min(1).max(LIMITS.reason),
-  }),
-]);
-
 export const repairLocation = (id: string) => `/admin/v1/repairs/${id}`;
 
 /**
- * POST /admin/v1/repairs (reconcile:write): plans a repair and answers 201 with its dry-run diff
- * (`plan`); nothing else changes. Apply it with POST …/{repairId}/apply, after a second
+ * POST /admin/v1/repairs (reconcile:write): plans a repair of one of the kinds below and
+ * answers 201 with its dry-run diff (`plan`), computed from the stores; nothing else changes. Apply it with POST …/{repairId}/apply, after a second
  * operator's approval when `risky`.
  */
 export function registerAdminV1RepairsCreate(app: App) {
@@ -62,11 +47,23 @@ export function registerAdminV1RepairsCreate(app: App) {
     summary: "Plan a repair: its dry-run diff, stored PLANNED (risky kinds need an approval)",
     tags: ["repairs"],
     scope: "reconcile:write",
-    body: PlanBody,
+    body: RepairRequestSchema,
     responses: { 201: { description: "the planned repair", schema: RepairSchema } },
-    errors: ["UNKNOWN_ORDER", "ILLEGAL_TRANSITION", "REPAIR_NOT_APPLICABLE"],
+    errors: [
+      "UNKNOWN_ORDER",
+      "UNKNOWN_SALE",
+      "UNKNOWN_SKU",
+      "UNKNOWN_TOPIC",
+      "UNKNOWN_DLQ_ENTRY",
+      "ILLEGAL_TRANSITION",
+      "NO_CAPTURED_PAYMENT",
+      "REFUND_PENDING",
+      "DLQ_ENTRY_HANDLED",
+      "DLQ_BUSY",
+      "REPAIR_NOT_APPLICABLE",
+    ],
   });
-  app.post(route.path, route.auth, jsonBody(PlanBody), async (c) => {
+  app.post(route.path, route.auth, jsonBody(RepairRequestSchema), async (c) => {
     const repair = await planRepair(c.get("services"), c.req.valid("json"), operatorOf(c).actor);
     c.header("location", repairLocation(repair.repairId));
     return c.json(repair, 201);

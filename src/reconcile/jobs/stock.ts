@@ -10,6 +10,7 @@ import { loadSale } from "../../sales/sales";
 import { awaitOrderCreatedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { recordRepair, repairUnderOrderLock } from "../repair";
+import { operatorPaused } from "../repair_kinds/operator_pause";
 import { salesInScope } from "../scope";
 import {
   type ObserveOptions,
@@ -21,11 +22,13 @@ import {
 
 /**
  * stock: per SKU, total = available (Redis) + reserved + held (MySQL) + pending release.
- * - Drift in an open gate is acted on only when the second observation, confirmDelayMs later,
- *   shows the same drift; the repair adds the difference to Redis atomically (adjust_stock.lua)
- *   and never touches MySQL's totals or counters.
+ * - Drift in an open (or paused) gate is acted on only when the second observation,
+ *   confirmDelayMs later, shows the same drift; the repair adds the difference to Redis
+ *   atomically (adjust_stock.lua) and never touches MySQL's totals or counters.
  * - A gate Redis lost (wiped) or left closed is rebuilt: close it (buyers get a retryable
- *   SALE_PAUSED), wait until order_created is drained, rebuild it from MySQL, open it.
+ *   SALE_PAUSED), wait until order_created is drained, rebuild it from MySQL, open it (or leave
+ *   it paused when an operator paused the sale: repair_kinds/operator_pause.ts). A gate an
+ *   operator paused is not rebuilt.
  * - MySQL's held counter disagreeing with its own orders is reported for a person.
  * - Every reading takes the sale for this run (its job-lock fencing token in the sale's
  *   stock-fence key) and every Redis repair is fenced by that token: a run that lost the job
@@ -85,7 +88,8 @@ async function runStock(ctx: JobContext, seams: StockJobSeams) {
     for (const sale of first) {
       ctx.count("sales");
       ctx.count("skus", sale.skus.length);
-      if (sale.gate !== "open") {
+      // A paused gate (an operator's pause_sale) is checked like an open one, and left paused.
+      if (sale.gate === "closed" || sale.gate === "missing") {
         checkStillHeld(ctx);
         await rebuildGate(ctx, sale, seams);
         continue;
@@ -110,7 +114,7 @@ async function runStock(ctx: JobContext, seams: StockJobSeams) {
       const again = second.get(sale.saleId);
       const confirmed = sale.skus.filter((sku) => {
         const now = again?.skus.find((s) => s.sku === sku.sku);
-        return sku.drift !== 0 && again?.gate === "open" && now?.drift === sku.drift;
+        return sku.drift !== 0 && again?.gate === sale.gate && now?.drift === sku.drift;
       });
       ctx.count(
         "unconfirmedDrift",
@@ -250,6 +254,8 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation, seams: St
   // Before the gate opens: a buyer retrying a request answered before the wipe gets the same
   // answer again, not a second order.
   const keysRestored = await restoreIdempotencyRecords(ctx, sale.saleId);
+  // A sale an operator paused comes back paused: MySQL remembers the pause, Redis lost it.
+  const gate = (await operatorPaused(ctx.services.database.db, sale.saleId)) ? "paused" : "open";
   await seams.beforeRepair?.("rebuild", observed.saleId);
   refusedUnlessOurs(
     ctx,
@@ -266,10 +272,11 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation, seams: St
       ...[...users].flat(),
       sale.releasedOrderIds.length,
       ...sale.releasedOrderIds,
+      gate,
     ),
   );
   const after = {
-    gate: "open",
+    gate,
     stock: Object.fromEntries(stock),
     users: users.size,
     releaseMarkers: sale.releasedOrderIds.length,
@@ -284,7 +291,7 @@ async function rebuildGate(ctx: JobContext, observed: SaleObservation, seams: St
         ...entity,
         expected: after,
         actual: { gate: observed.gate },
-        detail: "gate closed, order_created drained, rebuilt from MySQL, reopened",
+        detail: `gate closed, order_created drained, rebuilt from MySQL, ${gate === "open" ? "reopened" : "left paused (an operator paused the sale)"}`,
       },
       {
         action: "GATE_REBUILT" satisfies AuditAction,

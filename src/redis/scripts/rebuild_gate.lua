@@ -1,6 +1,7 @@
 --[[
   Rebuilds a sale's gate from the MySQL ledger after Redis lost it, while the gate is closed
-  (no reservation can happen meanwhile), and opens it again, in one atomic step:
+  (no reservation can happen meanwhile), and opens it again (or leaves it paused: see the
+  last ARGV), in one atomic step:
   - available units per SKU, set absolutely: total - held - units still reserved;
   - units each user holds (their per-user limit);
   - the release markers of every order whose units MySQL already gave back, so a release
@@ -17,6 +18,8 @@
   ARGV[2]  s, the number of SKUs; then s pairs (sku, available)
   then     u, the number of users; then u pairs (userId, units)
   then     r, the number of released orders; then r order ids
+  then     (optional) the gate's state once rebuilt: "open" (the default) or "paused" (an
+           operator paused the sale: MySQL's repairs remember it, Redis lost it)
 
   Returns the number of SKUs written; -1 (nothing changed) when the stock-fence key no longer
   holds this run's token: the run lost its lock.
@@ -43,5 +46,5 @@ local expireAt = redis.call("PEXPIRETIME", KEYS[1])
 if expireAt > 0 then
   for k = 2, 4 do redis.call("PEXPIREAT", KEYS[k], expireAt) end
 end
-redis.call("HSET", KEYS[1], "gate", "open")
+redis.call("HSET", KEYS[1], "gate", ARGV[i] or "open")
 return s
