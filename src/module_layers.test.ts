@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -44,6 +44,7 @@ const AREAS = [
   "admin/",
   "demo/",
   "cli/",
+  "console/", // the operator console: pages over the same domain functions as the admin routes
   "metrics/", // the scrape: reads the stores for its gauges
 ];
 
@@ -52,14 +53,15 @@ const within = (file: string, prefixes: string[]) => prefixes.some((p) => file.s
 function sourceFiles(): string[] {
   return (readdirSync(SRC, { recursive: true }) as string[])
     .map((f) => f.split("\\").join("/"))
-    .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"));
+    .filter((f) => /\.tsx?$/.test(f) && !/\.test\.tsx?$/.test(f));
 }
 
 function importsOf(file: string): string[] {
   const text = readFileSync(join(SRC, file), "utf8");
   return [...text.matchAll(/from\s+"(\.{1,2}\/[^"]+)"/g)].map((m) => {
     const target = relative(SRC, resolve(SRC, dirname(file), m[1] as string));
-    return target.endsWith(".ts") ? target : `${target}.ts`;
+    if (/\.tsx?$/.test(target)) return target;
+    return existsSync(join(SRC, `${target}.tsx`)) ? `${target}.tsx` : `${target}.ts`;
   });
 }
 
@@ -73,7 +75,7 @@ function layerViolations(file: string, imports: string[]): string[] {
     if (area) {
       const other = AREAS.find((a) => to.startsWith(a));
       // Routes call ingest's placeOrder and admin's auth; the demo and CLIs drive the jobs.
-      const caller = area === "http/" || area === "demo/" || area === "cli/";
+      const caller = ["http/", "demo/", "cli/", "console/"].includes(area);
       return other === undefined || other === area || caller || to.startsWith("cli/");
     }
     return true; // main.ts, runtime/roles.ts: the composition root wires everything

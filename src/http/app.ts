@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { registerConsole } from "../console/console";
 import { AppError } from "../errors";
 import type { Services } from "../services";
 import { isTransientStoreError } from "../store_errors";
@@ -132,6 +133,7 @@ export function createApp(services: Services, options: AppOptions = {}): App {
   describeExistingRoutes(app);
   registerDocs(app);
   serveOpenApi(app);
+  registerConsole(app); // the operator console's pages (src/console), outside the OpenAPI document
 
   app.notFound((c) => {
     const context = { instance: c.req.path, requestId: c.get("requestId") };
