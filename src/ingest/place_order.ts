@@ -1,4 +1,3 @@
-import { v7 as uuidv7 } from "uuid";
 import { AppError } from "../errors";
 import { encodeOrderCreated } from "../events/order_created";
 import { PublishNotSentError } from "../kafka/batch_publisher";
@@ -18,6 +17,7 @@ import {
 } from "../sales/reservations";
 import { loadSale } from "../sales/sales";
 import type { Services } from "../services";
+import { newOrderId } from "./order_id";
 
 export interface PlaceOrderRequest {
   userId: string;
@@ -68,7 +68,7 @@ export async function placeOrder(
   const fingerprint = requestFingerprint("POST", "/v1/orders", request);
   const outcome = await reserveStock(deps.redis, deps.keys, {
     ...request,
-    orderId: uuidv7(),
+    orderId: newOrderId(),
     keyHash,
     fingerprint,
     staleAfterMs: STALE_AFTER_MS,

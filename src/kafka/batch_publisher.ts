@@ -52,10 +52,11 @@ interface Pending {
 /**
  * Publishes many concurrent callers' messages in few produce requests. At most one request is
  * in flight (the idempotent producer's ordering needs it); whatever arrives meanwhile waits and
- * leaves together in the next request. An idle publisher sends at once, so a lone message pays
- * no linger delay, and under load batches grow by themselves: the next batch is exactly what
- * queued during the previous round trip. Each caller learns its own message's outcome:
- * `publish()` resolves once the broker acknowledged it with acks=all.
+ * leaves together in the next request. An idle publisher sends on the next turn of the event
+ * loop (no timed linger: a lone message waits microseconds, and the orders answered by the same
+ * read from Redis share its request), and under load batches grow by themselves: the next
+ * batch is exactly what queued during the previous round trip. Each caller learns its own
+ * message's outcome: `publish()` resolves once the broker acknowledged it with acks=all.
  *
  * Bounded: when the broker is slow the queue stops at `maxQueued` and further callers are
  * refused at once (PublishNotSentError) instead of the process growing until it dies, and no
@@ -132,7 +133,14 @@ export class BatchPublisher {
         timer: setTimeout(() => this.expire(pending), this.limits.timeoutMs),
       };
       this.queue.push(pending);
-      if (!this.sending) void this.drain();
+      if (!this.sending) {
+        // The first request after an idle spell leaves on the next turn of the event loop,
+        // not at once: every order whose reservation came back in the same read from Redis
+        // joins it. Sent at once, below peak nearly every order paid a produce request of its
+        // own (bench/ingest: 0.67 requests per order at 80 % of peak).
+        this.sending = true;
+        setImmediate(() => void this.drain());
+      }
     });
   }
 
