@@ -167,6 +167,24 @@ export async function checkInvariants(input: CheckInput): Promise<string[]> {
     }
   }
 
+  // Paid in time, kept: a buyer whose payment through the order's own link was captured before
+  // the window ended keeps the order. The provider stamps its captures on the harness's clock
+  // and the window comes from Redis's: neither is a service process's, whose clock may jump.
+  for (const o of saleOrders) {
+    const records = await simulator.records(o.id);
+    const inTime = records.captures.find(
+      (c) =>
+        c.status === "succeeded" &&
+        c.paymentRequestId !== undefined &&
+        c.amountCents === o.totalCents &&
+        c.capturedAt < o.payBy.getTime(),
+    );
+    if (inTime && !["PAID", "CONFIRMED", "SHIPPED"].includes(o.status))
+      fail(
+        `order ${o.id} paid ${Math.round((o.payBy.getTime() - inTime.capturedAt) / 1000)} s before its window ended, yet ${o.status}`,
+      );
+  }
+
   // Nothing left mid-way: no order in a non-final state past its window.
   const now = Date.now();
   for (const o of saleOrders) {

@@ -33,18 +33,33 @@ export async function killAllClusters(): Promise<void> {
   live.clear();
 }
 
+/** What one process gets beyond the cluster's env: a launcher (its netns), a clock of its own. */
+export interface ProcessSetup {
+  launcher?: string[];
+  env?: Record<string, string>;
+}
+
 /**
- * Starts every process with `env` (stores, namespace, provider) plus its ROLES and port; the
- * first API process first, since it creates the topics the others subscribe to.
+ * Starts every process with `env` (stores, namespace, provider) plus its ROLES and port, and
+ * its own `setup` if any; the first API process first, since it creates the topics the others
+ * subscribe to.
  */
-export async function startCluster(env: Record<string, string>): Promise<ChaosCluster> {
+export async function startCluster(
+  env: Record<string, string>,
+  setup: Partial<Record<ProcessName, ProcessSetup>> = {},
+): Promise<ChaosCluster> {
   const ports = await Promise.all([freePort(), freePort()]);
   const processes = new Map<ProcessName, ServiceProcess>();
   for (const name of PROCESS_NAMES) {
     const api: Record<string, string> = name.startsWith("api-")
       ? { PORT: String(ports[Number(name.at(-1)) - 1]) }
       : {};
-    const p = new ServiceProcess(name, { ...env, ROLES: ROLE[name], ...api });
+    const own = setup[name] ?? {};
+    const p = new ServiceProcess(
+      name,
+      { ...env, ROLES: ROLE[name], ...api, ...own.env },
+      own.launcher ?? [],
+    );
     processes.set(name, p);
     live.add(p);
   }

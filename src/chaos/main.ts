@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { killAllClusters } from "./cluster";
 import { FAULT_KINDS, type FaultKind, parseFaults } from "./faults";
+import { closeAllNetworks, sweepLeftoverNetworks } from "./netns";
 import { type RunResult, runOnce } from "./run";
 
 // `bun run chaos [--seed N] [--runs N] [--duration S] [--faults a,b|all] [--buyers N]
@@ -80,12 +81,19 @@ const options = {
   keep: values.keep === true,
 };
 
-// Interrupted: no service process outlives the campaign (the run's namespace stays; drop it with
-// `bun run namespace drop`).
+// Interrupted: no service process outlives the campaign, nor its network namespaces (the run's
+// data namespace stays; drop it with `bun run namespace drop`).
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
-    void killAllClusters().finally(() => process.exit(130));
+    void killAllClusters()
+      .then(closeAllNetworks)
+      .finally(() => process.exit(130));
   });
+}
+// A campaign killed outright (SIGKILL) left its network namespaces behind: removed here.
+if (faults.includes("partition")) {
+  const swept = sweepLeftoverNetworks();
+  if (swept.length > 0) console.error(`removed leftover network namespaces: ${swept.join(", ")}`);
 }
 
 const results: RunResult[] = [];
@@ -120,6 +128,7 @@ for (let i = 0; i < options.runs; i++) {
   const verdict = result.violations.length === 0 ? "ok" : `${result.violations.length} VIOLATIONS`;
   console.error(`seed ${seed}: ${verdict} in ${Math.round((Date.now() - t0) / 1000)} s`);
   for (const v of result.violations.slice(0, 20)) console.error(`  ✗ ${v}`);
+  if (result.logDir) console.error(`  the processes' last output: ${result.logDir}/`);
   if (result.violations.length > 0) {
     console.error(
       `  replay: node_modules/.bin/bun run chaos --seed ${seed} --runs 1 --duration ${options.durationS} --faults ${faults.join(",")} --buyers ${options.buyers} --units ${options.units} --keep`,
@@ -138,7 +147,7 @@ for (const r of results) {
   const fired = r.fired
     .map(
       (f) =>
-        `${f.kind}${f.target ? `(${f.target})` : ""}@${(f.atMs / 1000).toFixed(0)}${f.error ? "!" : ""}`,
+        `${f.kind}${f.target ? `(${f.target}${f.offsetS !== undefined ? ` ${f.offsetS > 0 ? "+" : ""}${f.offsetS}s` : ""})` : ""}@${(f.atMs / 1000).toFixed(0)}${f.error ? "!" : ""}`,
     )
     .join(" ");
   console.log(

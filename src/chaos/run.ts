@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { and, eq, inArray, isNull, ne, sql } from "drizzle-orm";
 import { loadConfig } from "../config";
 import { migrateDatabase } from "../db/migrate";
@@ -7,6 +10,14 @@ import type { ServiceProcess } from "../demo/processes";
 import { seededRandom } from "../demo/random";
 import { openSale } from "../demo/steps/open_sale";
 import { consumerLags } from "../kafka/consumer_lag";
+import {
+  groupId,
+  ORDER_CREATED_CONSUMER,
+  PAYMENT_COMPLETED_CONSUMER,
+  PAYMENT_REQUEST_CONSUMER,
+  REFUND_CONSUMER,
+  STOCK_RELEASE_CONSUMER,
+} from "../kafka/topics";
 import { createLogger } from "../logger";
 import { dropNamespace } from "../namespace";
 import { PaymentSimulator } from "../payments/simulator";
@@ -17,9 +28,16 @@ import { reconcileSettings } from "../reconcile/settings";
 import { unlinkMatching } from "../redis/client";
 import { createServices, type Services } from "../services";
 import { checkInvariants } from "./checker";
-import { startCluster } from "./cluster";
-import { type FaultKind, type PlannedFault, planFaults } from "./faults";
+import { type ProcessClock, processClock } from "./clock";
+import { type ProcessSetup, startCluster } from "./cluster";
+import { type FaultKind, type PlannedFault, type ProcessName, planFaults } from "./faults";
 import { runLoad } from "./load";
+import {
+  createIsolatedNetwork,
+  type IsolatedNetwork,
+  loopbackPorts,
+  sweepLeftoverNetworks,
+} from "./netns";
 import { killAndRespawn, listenerPid, storeProcess } from "./store_processes";
 import { createTcpProxy } from "./tcp_proxy";
 
@@ -36,13 +54,22 @@ export interface RunOptions {
 
 export interface RunResult {
   seed: number;
-  fired: { kind: string; target?: string; atMs: number; holdMs: number; error?: string }[];
+  fired: {
+    kind: string;
+    target?: string;
+    offsetS?: number;
+    atMs: number;
+    holdMs: number;
+    error?: string;
+  }[];
   accepted: number;
   orders: number;
   violations: string[];
   /** From the last fault healed to every order settled (null: it never converged). */
   convergeMs: number | null;
   namespace: string;
+  /** Where each service process's last output was saved (a failed or kept run). */
+  logDir?: string;
 }
 
 const PAYMENT_WINDOW_SECONDS = 15;
@@ -104,25 +131,60 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
   };
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   const frozen = new Set<{ thaw(): void }>();
+  const plan = planFaults(o.seed, o.durationMs, o.faults);
+  const tag = namespace.slice(-6);
+  const logDir = join(tmpdir(), namespace);
+  let network: IsolatedNetwork | undefined;
+  const clocks = new Map<ProcessName, ProcessClock>();
   try {
     await services.connectKafka();
-    cluster = await startCluster({
-      ...(env as Record<string, string>),
-      DATABASE_URL: proxied.toString(),
-      NAMESPACE: namespace,
-      LOG_LEVEL: "info",
-      KAFKA_SESSION_TIMEOUT_MS: "6000",
-      KAFKA_PUBLISH_TIMEOUT_MS: "3000",
-      PAYMENT_PROVIDER_URL: provider.url,
-      RECONCILE_SCHEDULE:
-        "stock=*/3 * * * * *; orders=*/4 * * * * *; expiry=*/2 * * * * *; pending=*/2 * * * * *; payments=*/5 * * * * *; outbox=*/5 * * * * *",
-      RECONCILE_CAPTURE_GRACE_SECONDS: "5",
-      RECONCILE_REFUND_GRACE_SECONDS: "5",
-      RECONCILE_PAYMENT_REQUEST_GRACE_SECONDS: "5",
-      RECONCILE_LOST_GRACE_SECONDS: "8",
-      RECONCILE_PENDING_GRACE_SECONDS: "1",
-      RECONCILE_CONFIRM_DELAY_MS: "500",
-    });
+    // The processes some fault needs set up from the start: the consumer a partition cuts off
+    // runs in its own network namespace, a process whose clock jumps has libfaketime preloaded.
+    const setup: Partial<Record<ProcessName, ProcessSetup>> = {};
+    const isolated = plan.find((f) => f.kind === "partition")?.target;
+    if (isolated) {
+      sweepLeftoverNetworks();
+      network = await createIsolatedNetwork(
+        tag,
+        // MariaDB through the run's proxy (so mysql-cut reaches it too), Redis, every broker,
+        // the provider.
+        loopbackPorts([
+          proxied.toString(),
+          config.redis.url,
+          ...(config.redis.clusterNodes ?? []),
+          ...config.kafka.brokers,
+          provider.url,
+        ]),
+      );
+      setup[isolated] = { launcher: network.launcher };
+      o.progress(`seed ${o.seed}: ${isolated} runs in network namespace ${network.name}`);
+    }
+    for (const f of plan) {
+      if (f.kind !== "clock-jump" || !f.target || clocks.has(f.target)) continue;
+      const clock = processClock(tag, f.target);
+      clocks.set(f.target, clock);
+      setup[f.target] = { ...setup[f.target], env: clock.env };
+    }
+    cluster = await startCluster(
+      {
+        ...(env as Record<string, string>),
+        DATABASE_URL: proxied.toString(),
+        NAMESPACE: namespace,
+        LOG_LEVEL: "info",
+        KAFKA_SESSION_TIMEOUT_MS: "6000",
+        KAFKA_PUBLISH_TIMEOUT_MS: "3000",
+        PAYMENT_PROVIDER_URL: provider.url,
+        RECONCILE_SCHEDULE:
+          "stock=*/3 * * * * *; orders=*/4 * * * * *; expiry=*/2 * * * * *; pending=*/2 * * * * *; payments=*/5 * * * * *; outbox=*/5 * * * * *",
+        RECONCILE_CAPTURE_GRACE_SECONDS: "5",
+        RECONCILE_REFUND_GRACE_SECONDS: "5",
+        RECONCILE_PAYMENT_REQUEST_GRACE_SECONDS: "5",
+        RECONCILE_LOST_GRACE_SECONDS: "8",
+        RECONCILE_PENDING_GRACE_SECONDS: "1",
+        RECONCILE_CONFIRM_DELAY_MS: "500",
+      },
+      setup,
+    );
     apiUrls = cluster.apiUrls;
     const processes = cluster.processes;
     const sale = await openSale(
@@ -133,7 +195,6 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     );
     o.progress(`seed ${o.seed}: sale ${sale.saleId} open, ${o.buyers} buyers for ${o.units} units`);
 
-    const plan = planFaults(o.seed, o.durationMs, o.faults);
     const started = Date.now();
     const load = runLoad(
       {
@@ -155,13 +216,22 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
         atMs: Date.now() - started,
         holdMs: fault.holdMs,
         ...(fault.target ? { target: fault.target } : {}),
+        ...(fault.offsetS !== undefined ? { offsetS: fault.offsetS } : {}),
       };
       result.fired.push(fired);
       o.progress(
-        `  +${(fired.atMs / 1000).toFixed(1)}s ${fault.kind}${fault.target ? ` ${fault.target}` : ""} for ${fault.holdMs} ms`,
+        `  +${(fired.atMs / 1000).toFixed(1)}s ${fault.kind}${fault.target ? ` ${fault.target}` : ""}${fault.offsetS !== undefined ? ` ${fault.offsetS > 0 ? "+" : ""}${fault.offsetS} s` : ""} for ${fault.holdMs} ms`,
       );
       try {
-        await fire(fault, { processes, services, saleId: sale.saleId, proxy, frozen });
+        await fire(fault, {
+          processes,
+          services,
+          saleId: sale.saleId,
+          proxy,
+          frozen,
+          network,
+          clocks,
+        });
       } catch (error) {
         fired.error = (error as Error).message;
         o.progress(`    fault failed: ${fired.error}`);
@@ -228,6 +298,15 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     if (repaired.length > 0)
       o.progress(`  the APPLY pass found ${repaired.length}: ${repaired.slice(0, 5).join(", ")}`);
     if (!(await settle())) result.violations.push("did not converge again after the APPLY pass");
+    // Back to full strength: every fault healed long ago, so every consumer process is a member
+    // of every consumer group again (a consumer that left its group and never came back leaves
+    // the others to carry its share, or nobody: the process runs on, looking healthy).
+    const consumers = [...cluster.processes.keys()].filter((n) => n.startsWith("consumer-"));
+    result.violations.push(...(await groupsAtStrength(services, consumers.length)));
+    // Each process's last output, for the post-mortem of a failed run (removed if it passes).
+    mkdirSync(logDir, { recursive: true });
+    for (const [name, p] of cluster.processes)
+      writeFileSync(join(logDir, `${name}.log`), p.output());
     await cluster.stop();
     cluster = undefined;
     o.progress(`seed ${o.seed}: service stopped`);
@@ -249,12 +328,22 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
       })),
     );
     if (result.convergeMs === null) result.violations.push("did not converge within 180 s");
+    if (result.violations.length > 0 || o.keep) result.logDir = logDir;
+    else rmSync(logDir, { recursive: true, force: true });
     return result;
   } finally {
     for (const f of frozen) f.thaw();
+    try {
+      network?.heal();
+    } catch {
+      // closed below either way
+    }
+    for (const c of clocks.values()) c.reset();
     proxy.unstall();
     await proxy.restore().catch(() => {});
     await cluster?.stop();
+    await network?.close();
+    for (const c of clocks.values()) c.close();
     await provider.close();
     if (!o.keep) await dropNamespace(services).catch(() => {});
     await services.close();
@@ -269,6 +358,10 @@ interface FaultContext {
   proxy: Awaited<ReturnType<typeof createTcpProxy>>;
   /** What is frozen right now: thawed by the run's end whatever happens. */
   frozen: Set<{ thaw(): void }>;
+  /** The isolated consumer's network namespace, when the run plans partitions. */
+  network: IsolatedNetwork | undefined;
+  /** The clocks of the processes the run plans to jump. */
+  clocks: Map<ProcessName, ProcessClock>;
 }
 
 /** Fires one fault and heals it after its hold. */
@@ -323,6 +416,28 @@ async function fire(fault: PlannedFault, ctx: FaultContext): Promise<void> {
         ctx.proxy.unstall();
       }
       return;
+    case "partition": {
+      const network = ctx.network;
+      if (!network) throw new Error("no isolated consumer in this run");
+      network.cut();
+      try {
+        await hold();
+      } finally {
+        network.heal();
+      }
+      return;
+    }
+    case "clock-jump": {
+      const clock = ctx.clocks.get(fault.target as ProcessName);
+      if (!clock) throw new Error(`no steppable clock for ${fault.target}`);
+      clock.step(fault.offsetS ?? 0);
+      try {
+        await hold();
+      } finally {
+        clock.reset();
+      }
+      return;
+    }
   }
 }
 
@@ -377,6 +492,34 @@ async function converged(services: Services, saleId: string): Promise<boolean> {
   // And every consumer has read its topic to the end: a callback accepted last may still be
   // about to create a refund, a status change about to give units back.
   return (await consumerLag(services)) === 0;
+}
+
+const CONSUMER_GROUPS = [
+  ORDER_CREATED_CONSUMER,
+  PAYMENT_COMPLETED_CONSUMER,
+  STOCK_RELEASE_CONSUMER,
+  REFUND_CONSUMER,
+  PAYMENT_REQUEST_CONSUMER,
+];
+
+/**
+ * Each consumer group of the run, stable with `members` members, within 30 s (time for a
+ * rebalance under way to finish): one line per group that is not.
+ */
+async function groupsAtStrength(services: Services, members: number): Promise<string[]> {
+  const ids = CONSUMER_GROUPS.map((c) => groupId(services.config.namespace, c));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const { groups } = await services.admin.describeGroups(ids);
+    const short = groups.filter((g) => g.state !== "Stable" || g.members.length !== members);
+    if (short.length === 0) return [];
+    if (Date.now() > deadline)
+      return short.map(
+        (g) =>
+          `consumer group ${g.groupId.slice(services.config.namespace.length + 1)}: ${g.members.length} of ${members} consumer processes are members (${g.state}) after every fault healed`,
+      );
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
 }
 
 /** Messages not yet consumed, over every consumer group of the service and its topic. */

@@ -6,7 +6,11 @@ import { fileURLToPath } from "node:url";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const BUN = `${ROOT}node_modules/.bin/bun`;
 
-/** One service process (`bun src/main.ts` with some ROLES), its output kept for a post-mortem. */
+/**
+ * One service process (`bun src/main.ts` with some ROLES), its output kept for a post-mortem.
+ * `launcher` runs it through a command that execs it (the chaos campaign's
+ * `ip netns exec <name>`), so the pid signalled is still the service's.
+ */
 export class ServiceProcess {
   private child: ChildProcess | undefined;
   private log = "";
@@ -14,10 +18,12 @@ export class ServiceProcess {
   constructor(
     readonly name: string,
     private readonly env: Record<string, string>,
+    private readonly launcher: string[] = [],
   ) {}
 
   start() {
-    const child = spawn(BUN, ["src/main.ts"], {
+    const [command = BUN, ...args] = [...this.launcher, BUN, "src/main.ts"];
+    const child = spawn(command, args, {
       cwd: ROOT,
       env: this.env,
       stdio: ["ignore", "pipe", "pipe"],

@@ -337,14 +337,32 @@ export function consumerRunner<E>(
     }
   }
 
-  async function commit(c: Consumer, batch: Batch, offset: string) {
-    await c.commitOffsets([
-      { topic: batch.topic, partition: batch.partition, offset: nextOffset(offset) },
-    ]);
+  /**
+   * False when the group no longer counts this consumer a member (dropped while the chunk was
+   * in its hands: cut off, frozen, or blocked past its session): nothing is committed, the next
+   * owner gets the messages again (the handlers are idempotent), and the batch must end without
+   * throwing. Thrown out of eachBatch, the refusal is a non-retriable crash that kafkajs never
+   * restarts: the consumer would be gone for good in a process that runs on. Ended quietly,
+   * kafkajs's next heartbeat is refused too, and it rejoins the group.
+   */
+  async function commit(c: Consumer, batch: Batch, offset: string): Promise<boolean> {
+    try {
+      await c.commitOffsets([
+        { topic: batch.topic, partition: batch.partition, offset: nextOffset(offset) },
+      ]);
+    } catch (error) {
+      if (!lostMembership(error)) throw error;
+      log.warn(
+        { partition: batch.partition, offset, err: error },
+        "dropped from the group with this batch in hand; not committed, rejoining",
+      );
+      return false;
+    }
     health.lag[batch.partition] = Math.max(
       0,
       Number(BigInt(batch.highWatermark) - BigInt(nextOffset(offset))),
     );
+    return true;
   }
 
   return {
@@ -380,7 +398,7 @@ export function consumerRunner<E>(
             if (outcome === "stopped") return; // not committed: redelivered to the next owner
             const last = chunk[chunk.length - 1] as KafkaMessage;
             resolveOffset(last.offset);
-            await commit(c, batch, last.offset);
+            if (!(await commit(c, batch, last.offset))) return;
             start += chunk.length;
           }
         },
@@ -395,6 +413,25 @@ export function consumerRunner<E>(
       consumer = undefined;
     },
   };
+}
+
+/** The broker's answers that mean "not a member of this generation" (kafkajs error types). */
+const MEMBERSHIP_LOST = new Set([
+  "UNKNOWN_MEMBER_ID",
+  "ILLEGAL_GENERATION",
+  "REBALANCE_IN_PROGRESS",
+]);
+
+/** kafkajs wraps the broker's protocol error (its `type`) in retry errors (their `cause`). */
+function lostMembership(error: unknown): boolean {
+  for (
+    let e = error as { type?: unknown; cause?: unknown } | undefined;
+    e;
+    e = e.cause as typeof e
+  ) {
+    if (typeof e.type === "string" && MEMBERSHIP_LOST.has(e.type)) return true;
+  }
+  return false;
 }
 
 /** A chunk failed non-transiently too often: the runner retries it one message at a time. */
