@@ -174,3 +174,45 @@ describe("pending job paging", () => {
     expect(summary(next)).toEqual(head.map((id) => `pending_expired REPAIRED ${id}`).sort());
   }, 120_000);
 });
+
+describe("a scheduler whose clock runs ahead", () => {
+  /** Runs `work` with this process's clock `aheadMs` ahead (Redis and MySQL keep theirs). */
+  async function withClockAhead<T>(aheadMs: number, work: () => Promise<T>): Promise<T> {
+    const realNow = Date.now;
+    Date.now = () => realNow() + aheadMs;
+    try {
+      return await work();
+    } finally {
+      Date.now = realNow;
+    }
+  }
+
+  // Found by the chaos campaign (seed 566, a clock-jump of the scheduler by +25 s): the jobs
+  // judged windows the gate stamped in Redis's time against their own clock, so orders were
+  // expired, and their buyers' payments refunded, while the buyers still had time to pay.
+  it("neither expires an order nor releases a reservation whose window is still open in Redis's time", async () => {
+    const sale = await openSale(world.app, world.services, {
+      paymentWindowSeconds: 60,
+      skus: [{ sku: "A", totalStock: 5, priceCents: 400 }],
+    });
+    const order = await persistedPendingOrder(sale.saleId, "u-clock-pending");
+    const reserved = await reserveWithoutPublishing(world.services, sale.saleId, "u-clock-res", [
+      { sku: "A", quantity: 1 },
+    ]);
+    const ahead = 5 * 60_000; // past both windows and every grace, in this process's eyes only
+    const pending = await withClockAhead(ahead, () =>
+      reconcile(world.services, pendingJob, "APPLY", { saleId: sale.saleId }),
+    );
+    const expiry = await withClockAhead(ahead, () =>
+      reconcile(world.services, expiryJob, "APPLY", { saleId: sale.saleId }),
+    );
+    expect(summary(pending)).toEqual([]);
+    expect(summary(expiry)).toEqual([]);
+    expect((await orderRow(world, order.id))?.status).toBe("PENDING");
+    const k = world.services.keys.sale(sale.saleId);
+    expect(await world.services.redis.hexists(k.reservations, reserved.orderId)).toBe(1);
+    // And the buyer who pays in time keeps the order.
+    expect(await simulatedProvider(world).pay(order.id, 400, "EUR")).toEqual([200]);
+    await persistedOrder(world, order.id, "PAID", 60_000);
+  }, 120_000);
+});

@@ -112,3 +112,14 @@ export async function unlinkMatching(redis: RedisClient, pattern: string): Promi
   }
   return deleted;
 }
+
+/**
+ * Redis's clock in epoch ms (TIME). The gate stamps reservations, their expiry and every order's
+ * payment window with it (reserve_order.lua), so whoever judges those times must read this
+ * clock, not its own: a process whose clock runs ahead would otherwise end windows early. On a
+ * cluster, TIME goes to any node: the nodes' clocks are assumed to agree within the graces.
+ */
+export async function redisNowMs(redis: RedisClient): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}

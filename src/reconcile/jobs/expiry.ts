@@ -3,6 +3,7 @@ import { isDuplicateKey } from "../../db/errors";
 import { idempotencyLog } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
+import { redisNowMs } from "../../redis/client";
 import { type Reservation, releaseReservation, settleReservation } from "../../sales/reservations";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { recordRepair, repairUnderOrderLock } from "../repair";
@@ -31,7 +32,8 @@ export const expiryJob: ReconcileJob = {
 };
 
 async function sweepSale(ctx: JobContext, saleId: string) {
-  const now = Date.now();
+  // Expiries are in Redis's time (the gate stamped them), not this process's.
+  const now = await redisNowMs(ctx.services.redis);
   for await (const ids of expiredEntries(ctx, ctx.services.keys.sale(saleId).expiries, now)) {
     await sweepPage(ctx, saleId, ids);
   }

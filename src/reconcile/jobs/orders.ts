@@ -3,6 +3,7 @@ import type { AuditAction } from "../../audit/actions";
 import { idempotencyLog, orders } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
+import { redisNowMs } from "../../redis/client";
 import {
   findReservation,
   type Reservation,
@@ -63,7 +64,8 @@ async function checkReservations(
 ) {
   const { redis, keys, database } = ctx.services;
   const k = keys.sale(saleId);
-  const now = Date.now();
+  // placedAt and expiresAt are in Redis's time (the gate stamped them), not this process's.
+  const now = await redisNowMs(redis);
   const old = Object.values(await redis.hgetall(k.reservations))
     .map((raw) => JSON.parse(raw) as Reservation)
     .filter((r) => r.placedAt < now - ctx.settings.lostGraceMs && r.expiresAt > now);

@@ -5,6 +5,7 @@ import { orders, payments } from "../../db/schema";
 import { transitionOrder } from "../../orders/state_machine";
 import { applyParkedPayment, applyPayment } from "../../payments/apply_payment";
 import type { ProviderPayment } from "../../payments/provider";
+import { redisNowMs } from "../../redis/client";
 import { awaitPaymentCompletedDrained } from "../drain";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { recordRepair, repairUnderOrderLock } from "../repair";
@@ -33,7 +34,8 @@ export const pendingJob: ReconcileJob = {
     // First: payments parked while their order was on its way; one may belong to an order
     // that is about to be judged unpaid below.
     await finishParkedPayments(ctx);
-    const cutoff = new Date(Date.now() - ctx.settings.pendingGraceMs);
+    // Windows end in Redis's time (the gate set pay_by), not this process's.
+    const cutoff = new Date((await redisNowMs(ctx.services.redis)) - ctx.settings.pendingGraceMs);
     const consumed = paymentsConsumed(ctx);
     for await (const page of ordersPastWindow(ctx, cutoff)) {
       ctx.count("pastWindow", page.length);
