@@ -212,11 +212,8 @@ describe("sales on a 3-master Redis Cluster", () => {
     expect(counts.get(source[0])).toBe(0);
     expect(counts.get(target[0])).toBeGreaterThan(units);
 
-    // Orders were answered while the slot moved, and the client was sent to the target with
-    // ASK (the target counts the ASKING that precedes each redirected command).
+    // Orders were answered while the slot moved.
     expect(duringMove).toBeGreaterThan(0);
-    const stats = String(await theCluster().node(target[0]).info("commandstats"));
-    expect(Number(/cmdstat_asking:calls=(\d+)/.exec(stats)?.[1] ?? 0)).toBeGreaterThan(0);
     const accepted = answers.filter((a) => a.http === 202);
     const refused = answers.filter((a) => a.http !== 202);
     expect(answers).toHaveLength(buyers);
@@ -225,6 +222,14 @@ describe("sales on a 3-master Redis Cluster", () => {
 
     // Nothing lost or doubled: the gate, the reservations and MySQL agree with the 202s.
     expect(await world.services.redis.hget(k.stock, "A")).toBe("0");
+    // The client was sent to the target by the source: ASK for a key already moved during the
+    // move, MOVED once the slot was handed over (the source counts both replies). Which one a
+    // run sees depends on when the readers hit each key; asking only for ASK made the test
+    // fail when every read of a moved key fell after the hand-over (seen once in CI).
+    const errors = String(await theCluster().node(source[0]).info("errorstats"));
+    const replied = (code: string) =>
+      Number(new RegExp(`errorstat_${code}:count=(\\d+)`).exec(errors)?.[1] ?? 0);
+    expect(replied("ASK") + replied("MOVED")).toBeGreaterThan(0);
     const acceptedIds = accepted.map((a) => a.orderId as string);
     expect(new Set(acceptedIds).size).toBe(units);
     const rows = await persistedOrdersOfSale(world, sale.saleId, units, 60_000);
