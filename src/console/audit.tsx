@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { AUDIT_ACTIONS, AUDIT_ENTITY_TYPES } from "../audit/actions";
 import { queryAudit, verifyAuditChain } from "../audit/audit_log";
+import { auditExportResponse } from "../http/audit_export";
 import { AuditFilters, auditQueryOf, auditRowView } from "../http/routes/admin_v1_audit_list";
 import type { ConsoleApp } from "./env";
 import { queryOf, requirePageScope, sessionOf } from "./guard";
@@ -17,29 +18,6 @@ const Query = z.object({
   after: z.coerce.number().int().min(0).optional(),
 });
 const ExportQuery = z.object({ ...AuditFilters, format: z.enum(["ndjson", "csv"]).default("csv") });
-
-const COLUMNS = [
-  "seq",
-  "at",
-  "actor",
-  "action",
-  "entityType",
-  "entityId",
-  "before",
-  "after",
-  "reason",
-  "runId",
-  "correlationId",
-  "prevHash",
-  "hash",
-] as const;
-
-/** RFC 4180: quoted when it holds a comma, quote or line break; JSON members as JSON text. */
-const csvCell = (value: unknown): string => {
-  if (value === null || value === undefined) return "";
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-};
 
 /** The filters of this search as a query string (for paging and the export links). */
 const filterQuery = (fields: Record<string, string>, extra: Record<string, string>) => {
@@ -195,42 +173,8 @@ export function registerAuditPages(app: ConsoleApp) {
 
   app.get("/audit/export", requirePageScope("audit:read", "the audit export"), (c) => {
     const { format, ...filters } = queryOf(c, ExportQuery);
-    const db = c.get("services").database.db;
-    const query = auditQueryOf(filters);
-    const encoder = new TextEncoder();
-    let afterSeq: number | undefined;
-    let headerSent = false;
-    // Page by page, as the API's export: memory stays bounded whatever the trail's length.
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const rows = await queryAudit(db, {
-          ...query,
-          ...(afterSeq !== undefined ? { afterSeq } : {}),
-          limit: 1_000,
-        });
-        let chunk = "";
-        if (format === "csv" && !headerSent) {
-          chunk += `${COLUMNS.join(",")}\r\n`;
-          headerSent = true;
-        }
-        for (const row of rows.map(auditRowView)) {
-          chunk +=
-            format === "csv"
-              ? `${COLUMNS.map((k) => csvCell(row[k])).join(",")}\r\n`
-              : `${JSON.stringify(row)}\n`;
-        }
-        if (chunk) controller.enqueue(encoder.encode(chunk));
-        afterSeq = rows.at(-1)?.seq ?? afterSeq;
-        if (rows.length < 1_000) controller.close();
-      },
-    });
-    return new Response(body, {
-      headers: {
-        "content-type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
-        "content-disposition": `attachment; filename="audit.${format}"`,
-        "cache-control": "no-store",
-      },
-    });
+    // The same bytes as GET /admin/v1/audit/export, from the same read pool.
+    return auditExportResponse(c.get("services").readDatabase.db, auditQueryOf(filters), format);
   });
 
   app.get(
