@@ -1,6 +1,6 @@
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
-import type { Tx } from "../db/client";
+import type { Db, Tx } from "../db/client";
 import {
   orders,
   payments,
@@ -108,6 +108,33 @@ export async function queueRefundEvent(
 }
 
 /**
+ * The captured payment an operator's refund of the order gives back: its last APPLIED payment,
+ * if the order's status may become REFUNDED. 409 ILLEGAL_TRANSITION or NO_CAPTURED_PAYMENT
+ * otherwise. Shared by the admin refund and the refund repair's plan, so both refuse alike.
+ */
+export async function refundableCapture(db: Db | Tx, orderId: string, status: OrderStatus) {
+  if (!REFUNDABLE.includes(status)) {
+    throw new AppError("ILLEGAL_TRANSITION", `${status} → REFUNDED is not allowed`, {
+      from: status,
+      to: "REFUNDED",
+    });
+  }
+  const [payment] = await db
+    .select()
+    .from(payments)
+    .where(and(eq(payments.orderId, orderId), eq(payments.outcome, "APPLIED")))
+    .orderBy(desc(payments.receivedAt))
+    .limit(1);
+  if (!payment) {
+    throw new AppError(
+      "NO_CAPTURED_PAYMENT",
+      `order ${orderId} is ${status} but no applied payment is recorded; the payments job reports it`,
+    );
+  }
+  return payment;
+}
+
+/**
  * An operator's refund of an order (the admin route's `refund`): the order must be PAID,
  * CONFIRMED or SHIPPED and have its captured payment; the order stays as it is until the
  * provider confirms the refund, then becomes REFUNDED (settleRefund). 404 UNKNOWN_ORDER, 409
@@ -124,24 +151,7 @@ export async function requestOrderRefund(
     .where(eq(orders.id, orderId))
     .for("update");
   if (!order) throw new AppError("UNKNOWN_ORDER", `no order ${orderId}`);
-  if (!REFUNDABLE.includes(order.status)) {
-    throw new AppError("ILLEGAL_TRANSITION", `${order.status} → REFUNDED is not allowed`, {
-      from: order.status,
-      to: "REFUNDED",
-    });
-  }
-  const [payment] = await tx
-    .select()
-    .from(payments)
-    .where(and(eq(payments.orderId, orderId), eq(payments.outcome, "APPLIED")))
-    .orderBy(desc(payments.receivedAt))
-    .limit(1);
-  if (!payment) {
-    throw new AppError(
-      "NO_CAPTURED_PAYMENT",
-      `order ${orderId} is ${order.status} but no applied payment is recorded; the payments job reports it`,
-    );
-  }
+  const payment = await refundableCapture(tx, orderId, order.status);
   const live = await liveRefundOf(tx, payment.eventId);
   if (live) {
     throw new AppError("REFUND_PENDING", `refund ${live.id} of this payment is ${live.status}`, {

@@ -1,5 +1,5 @@
 import { and, eq, inArray } from "drizzle-orm";
-import type { Db } from "../db/client";
+import type { Db, Tx } from "../db/client";
 import { type IdempotencyStatus, idempotencyLog, orders } from "../db/schema";
 import { orderCreatedEventId } from "../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
@@ -37,4 +37,22 @@ export async function reservationFates(db: Db, orderIds: string[]): Promise<Rese
     oversold: new Set(found.filter((o) => o.reason === "OVERSOLD").map((o) => o.id)),
     logStatus: (orderId) => status.get(orderCreatedEventId(orderId)),
   };
+}
+
+/**
+ * Bars an order that never reached MySQL from ever being created: its order_created log row is
+ * written FAILED (no payload: the message was never consumed), in the caller's transaction, so
+ * a late message is refused by the consumer and the reservation may be released. `why` is the
+ * row's lastError: who released it and when.
+ */
+export async function barUnclaimedOrder(tx: Tx, orderId: string, why: string): Promise<void> {
+  await tx.insert(idempotencyLog).values({
+    consumer: ORDER_CREATED_CONSUMER,
+    eventId: orderCreatedEventId(orderId),
+    status: "FAILED",
+    payloadHash: "0".repeat(64),
+    attempts: 0,
+    orderId,
+    lastError: why,
+  });
 }

@@ -1,13 +1,11 @@
 import type { AuditAction } from "../../audit/actions";
 import { isDuplicateKey } from "../../db/errors";
-import { idempotencyLog } from "../../db/schema";
 import { orderCreatedEventId } from "../../events/order_created";
-import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
 import { redisNowMs } from "../../redis/client";
 import { type Reservation, releaseReservation, settleReservation } from "../../sales/reservations";
 import { checkStillHeld, type JobContext, type ReconcileJob } from "../job";
 import { recordRepair, repairUnderOrderLock } from "../repair";
-import { reservationFates } from "../reservation_fates";
+import { barUnclaimedOrder, reservationFates } from "../reservation_fates";
 import { liveSales } from "../scope";
 
 /**
@@ -157,15 +155,11 @@ async function sweepPage(ctx: JobContext, saleId: string, ids: string[]) {
       try {
         await database.db.transaction(async (tx) => {
           if (status === undefined) {
-            await tx.insert(idempotencyLog).values({
-              consumer: ORDER_CREATED_CONSUMER,
-              eventId: orderCreatedEventId(orderId),
-              status: "FAILED",
-              payloadHash: "0".repeat(64),
-              attempts: 0,
+            await barUnclaimedOrder(
+              tx,
               orderId,
-              lastError: `reservation expired at ${new Date(r.expiresAt).toISOString()} before its order reached MySQL; released by ${ctx.actor}`,
-            });
+              `reservation expired at ${new Date(r.expiresAt).toISOString()} before its order reached MySQL; released by ${ctx.actor}`,
+            );
           }
           await recordRepair(ctx, tx, repairing, {
             action: "RESERVATION_RELEASED" satisfies AuditAction,

@@ -1,10 +1,10 @@
-import { and, desc, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import type { AuditAction, AuditEntityType } from "../../audit/actions";
 import { appendAudit } from "../../audit/audit_log";
 import { transactionRetryingDeadlocks } from "../../db/deadlock_retry";
-import { orderItems, orders, payments, refunds } from "../../db/schema";
+import { orderItems, orders, refunds } from "../../db/schema";
 import { AppError } from "../../errors";
-import { REFUNDABLE, requestOrderRefund } from "../../payments/refunds";
+import { refundableCapture, requestOrderRefund } from "../../payments/refunds";
 import {
   appliedBy,
   markApplied,
@@ -42,24 +42,7 @@ export const refundOrder: RepairKindHandler<RefundRequest> = {
       .from(orders)
       .where(eq(orders.id, orderId));
     if (!order) throw new AppError("UNKNOWN_ORDER", `no order ${orderId} in MySQL`);
-    if (!REFUNDABLE.includes(order.status)) {
-      throw new AppError("ILLEGAL_TRANSITION", `${order.status} → REFUNDED is not allowed`, {
-        from: order.status,
-        to: "REFUNDED",
-      });
-    }
-    const [payment] = await db
-      .select()
-      .from(payments)
-      .where(and(eq(payments.orderId, orderId), eq(payments.outcome, "APPLIED")))
-      .orderBy(desc(payments.receivedAt))
-      .limit(1);
-    if (!payment) {
-      throw new AppError(
-        "NO_CAPTURED_PAYMENT",
-        `order ${orderId} is ${order.status} but no applied payment is recorded`,
-      );
-    }
+    const payment = await refundableCapture(db, orderId, order.status);
     const [live] = await db
       .select({ id: refunds.id, status: refunds.status })
       .from(refunds)

@@ -1,13 +1,12 @@
 import type { AuditAction, AuditEntityType } from "../../audit/actions";
 import { appendAudit } from "../../audit/audit_log";
 import { isDuplicateKey } from "../../db/errors";
-import { idempotencyLog } from "../../db/schema";
 import { AppError } from "../../errors";
 import { orderCreatedEventId } from "../../events/order_created";
 import { ORDER_CREATED_CONSUMER } from "../../kafka/topics";
 import { findReservation, type Reservation, releaseReservation } from "../../sales/reservations";
 import type { Services } from "../../services";
-import { reservationFates } from "../reservation_fates";
+import { barUnclaimedOrder, reservationFates } from "../reservation_fates";
 import {
   appliedBy,
   markApplied,
@@ -157,15 +156,11 @@ export const releaseReservationRepair: RepairKindHandler<ReleaseReservationReque
         recorded = await db.transaction(async (tx) => {
           if (!(await stillPending(tx, repair.repairId))) return false;
           if (found.fate === "unclaimed") {
-            await tx.insert(idempotencyLog).values({
-              consumer: ORDER_CREATED_CONSUMER,
-              eventId: orderCreatedEventId(orderId),
-              status: "FAILED",
-              payloadHash: "0".repeat(64),
-              attempts: 0,
+            await barUnclaimedOrder(
+              tx,
               orderId,
-              lastError: `reservation released by ${actor} (repair ${repair.repairId}) before its order reached MySQL`,
-            });
+              `reservation released by ${actor} (repair ${repair.repairId}) before its order reached MySQL`,
+            );
           }
           await appendAudit(tx, {
             ...appliedBy(repair, actor),
