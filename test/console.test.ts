@@ -249,7 +249,9 @@ describe("operator console", () => {
     // bob may approve but not apply (reconcile:write): no Apply button for him.
     await expect(bob.page.locator("button", { hasText: "Apply" }).count()).resolves.toBe(0);
 
-    await page.reload();
+    // Back to the repair's own address (no notice in it: the plan's redirect left one, so a
+    // reload would keep it and waitForURL below would match before Apply's answer arrived).
+    await page.goto(repairPath);
     await Promise.all([page.waitForURL(/notice=/), page.click("button:has-text('Apply')")]);
     await expect(page.locator("h1").textContent()).resolves.toContain("APPLIED");
 
