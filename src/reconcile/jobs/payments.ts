@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { and, asc, eq, gte, inArray, lt } from "drizzle-orm";
 import type { AuditAction } from "../../audit/actions";
+import type { Db, Tx } from "../../db/client";
 import {
   orders,
   type Payment,
@@ -55,22 +56,32 @@ import { reconcilePaymentRequests } from "./payment_requests";
  * applying one is keyed by the provider's event id (a callback arriving later is a no-op), and
  * every order's repair runs under its order lock, as the consumers do.
  */
-export const paymentsJob: ReconcileJob = {
-  name: "payments",
-  summary: "money per order against its state and the provider; refunds carried to the end",
-  async run(ctx) {
-    await refundsNotSent(ctx);
-    await refundsStuck(ctx);
-    await refundsFailed(ctx);
-    await reconcilePaymentRequests(ctx);
-    const since = await scopeStart(ctx);
-    const captures = await providerCaptures(ctx, since);
-    for (const orderId of await ordersInScope(ctx, since, captures)) {
-      checkStillHeld(ctx);
-      await reconcileOrder(ctx, orderId, captures.get(orderId) ?? []);
-    }
-  },
-};
+/** Test seams: points where a test drives an interleaving through the real code path. */
+export interface PaymentsJobSeams {
+  /** In the ledger check, between reading the order and reading its payments. */
+  afterOrderRead?: (orderId: string) => Promise<void>;
+}
+
+export const paymentsJob: ReconcileJob = createPaymentsJob();
+
+export function createPaymentsJob(seams: PaymentsJobSeams = {}): ReconcileJob {
+  return {
+    name: "payments",
+    summary: "money per order against its state and the provider; refunds carried to the end",
+    async run(ctx) {
+      await refundsNotSent(ctx);
+      await refundsStuck(ctx);
+      await refundsFailed(ctx);
+      await reconcilePaymentRequests(ctx);
+      const since = await scopeStart(ctx);
+      const captures = await providerCaptures(ctx, since);
+      for (const orderId of await ordersInScope(ctx, since, captures)) {
+        checkStillHeld(ctx);
+        await reconcileOrder(ctx, orderId, captures.get(orderId) ?? [], seams);
+      }
+    },
+  };
+}
 
 const PAGE = 1_000;
 const refundEntity = (refund: Pick<Refund, "id">) => ({
@@ -359,7 +370,12 @@ async function recordsOf(ctx: JobContext, orderId: string): Promise<ProviderReco
 
 type OrderMoney = { status: OrderStatus; totalCents: number; currency: string };
 
-async function reconcileOrder(ctx: JobContext, orderId: string, listed: ProviderCapture[]) {
+async function reconcileOrder(
+  ctx: JobContext,
+  orderId: string,
+  listed: ProviderCapture[],
+  seams: PaymentsJobSeams,
+) {
   const records = await recordsOf(ctx, orderId);
   const captures = records?.captures ?? listed;
   const ours = await paymentsOf(ctx, orderId);
@@ -374,7 +390,7 @@ async function reconcileOrder(ctx: JobContext, orderId: string, listed: Provider
     await recordCapture(ctx, capture);
   }
   if (records) await compareWithProvider(ctx, orderId, records, await paymentsOf(ctx, orderId));
-  await checkLedger(ctx, orderId);
+  await checkLedger(ctx, orderId, seams);
 }
 
 const paymentsOf = (ctx: JobContext, orderId: string) =>
@@ -558,20 +574,46 @@ const SURPLUS_CAUSE: Partial<Record<PaymentOutcome, RefundCause>> = {
  * captured − refunded − refunds on their way against what the order's state keeps. Orders
  * with a parked payment are the pending job's until it is applied.
  */
-async function checkLedger(ctx: JobContext, orderId: string) {
-  const { db } = ctx.services.database;
+/** One order's money as MySQL holds it: what it captured, what goes back, what it keeps. */
+interface Ledger {
+  order: OrderMoney | undefined;
+  paid: Payment[];
+  live: Refund[];
+  captured: number;
+  refunded: number;
+  keeps: number;
+}
+
+/**
+ * Reads the ledger of `orderId`; undefined while a payment of it waits for its order
+ * (AWAITING_ORDER: the pending job settles it). `afterOrderRead` is a test seam.
+ */
+async function readLedger(
+  db: Db | Tx,
+  orderId: string,
+  afterOrderRead?: (orderId: string) => Promise<void>,
+): Promise<Ledger | undefined> {
   const [order] = await db
     .select({ status: orders.status, totalCents: orders.totalCents, currency: orders.currency })
     .from(orders)
     .where(eq(orders.id, orderId));
-  const paid = (await paymentsOf(ctx, orderId)).filter((p) => p.status === "succeeded");
-  if (paid.some((p) => p.outcome === "AWAITING_ORDER")) return;
+  await afterOrderRead?.(orderId);
+  const paid = (await db.select().from(payments).where(eq(payments.orderId, orderId))).filter(
+    (p) => p.status === "succeeded",
+  );
+  if (paid.some((p) => p.outcome === "AWAITING_ORDER")) return undefined;
   const owed = await db.select().from(refunds).where(eq(refunds.orderId, orderId));
   const live = owed.filter((r) => r.status !== "FAILED");
   const sum = (xs: { amountCents: number }[]) => xs.reduce((s, x) => s + x.amountCents, 0);
-  const captured = sum(paid);
-  const refunded = sum(live);
   const keeps = order && REFUNDABLE.includes(order.status) ? order.totalCents : 0;
+  return { order, paid, live, captured: sum(paid), refunded: sum(live), keeps };
+}
+
+async function checkLedger(ctx: JobContext, orderId: string, seams: PaymentsJobSeams) {
+  const { db } = ctx.services.database;
+  const ledger = await readLedger(db, orderId, seams.afterOrderRead);
+  if (!ledger) return;
+  const { order, captured, refunded, keeps } = ledger;
   const held = captured - refunded;
   ctx.count("ordersChecked");
   if (held === keeps) return;
@@ -590,7 +632,7 @@ async function checkLedger(ctx: JobContext, orderId: string) {
     });
     return;
   }
-  const surplus = surplusPayments(order, paid, new Set(live.map((r) => r.paymentEventId)));
+  const surplus = surplusOf(ledger);
   const detail = `${held - keeps} more is held than order ${order?.status ?? "(none)"} keeps`;
   if (!ctx.apply || surplus.length === 0) {
     await ctx.record({
@@ -603,8 +645,14 @@ async function checkLedger(ctx: JobContext, orderId: string) {
   const finding = { ...observed, detail: `${detail}; refunded` };
   await repairUnderOrderLock(ctx, orderId, finding, async () => {
     await db.transaction(async (tx) => {
+      // Judged again under the order's lock: the reads above are separate statements, so a
+      // payment applied between them (the payment consumer, the pending job) looked like money
+      // an order still PENDING does not keep. Every writer of an order's payments and status
+      // holds this lock; on the rows as they are now, nothing may be surplus any more.
+      const now = await readLedger(tx, orderId);
+      if (!now || now.captured - now.refunded <= now.keeps) return;
       const created: string[] = [];
-      for (const payment of surplus) {
+      for (const payment of surplusOf(now)) {
         const { refund } = await requestRefund(tx, {
           orderId,
           paymentEventId: payment.eventId,
@@ -614,21 +662,29 @@ async function checkLedger(ctx: JobContext, orderId: string) {
           // provider (the state changed, the money never moved).
           cause:
             SURPLUS_CAUSE[payment.outcome] ??
-            (order?.status === "REFUNDED" ? "ADMIN" : "LATE_PAYMENT"),
+            (now.order?.status === "REFUNDED" ? "ADMIN" : "LATE_PAYMENT"),
           reason: `${payment.outcome} payment the order does not keep`,
           actor: ctx.actor,
         });
         created.push(refund.id);
       }
+      if (created.length === 0) return;
       await recordRepair(ctx, tx, finding, {
         action: "SURPLUS_REFUNDED" satisfies AuditAction,
-        before: { capturedCents: captured, refundedOrOnTheWayCents: refunded, keptCents: keeps },
+        before: {
+          capturedCents: now.captured,
+          refundedOrOnTheWayCents: now.refunded,
+          keptCents: now.keeps,
+        },
         after: { refundIds: created },
         correlationId: `order:${orderId}`,
       });
     });
   });
 }
+
+const surplusOf = (ledger: Ledger) =>
+  surplusPayments(ledger.order, ledger.paid, new Set(ledger.live.map((r) => r.paymentEventId)));
 
 /**
  * The succeeded payments with no live refund that the order does not keep: all of them when
