@@ -5,7 +5,7 @@ import { auditExportResponse } from "../http/audit_export";
 import { AuditFilters, auditQueryOf, auditRowView } from "../http/routes/admin_v1_audit_list";
 import type { ConsoleApp } from "./env";
 import { queryOf, requirePageScope, sessionOf } from "./guard";
-import { Json, Layout, Num, Time } from "./layout";
+import { Json, Layout, Num, SelectFilter, Time } from "./layout";
 
 /**
  * The audit trail: search with the admin API's filters (the same zod fields), page by seq,
@@ -53,17 +53,12 @@ export function registerAuditPages(app: ConsoleApp) {
             order
             <input name="orderId" value={text("orderId")} size={20} />
           </label>
-          <label>
-            entity type
-            <select name="entityType">
-              <option value="">any</option>
-              {AUDIT_ENTITY_TYPES.map((t) => (
-                <option value={t} selected={filters.entityType === t}>
-                  {t}
-                </option>
-              ))}
-            </select>
-          </label>
+          <SelectFilter
+            label="entity type"
+            name="entityType"
+            options={AUDIT_ENTITY_TYPES}
+            value={filters.entityType}
+          />
           <label>
             entity id
             <input name="entityId" value={text("entityId")} size={20} />
@@ -72,17 +67,12 @@ export function registerAuditPages(app: ConsoleApp) {
             actor starts with
             <input name="actor" value={text("actor")} size={14} placeholder="admin:" />
           </label>
-          <label>
-            action
-            <select name="action">
-              <option value="">any</option>
-              {Object.keys(AUDIT_ACTIONS).map((a) => (
-                <option value={a} selected={filters.action === a}>
-                  {a}
-                </option>
-              ))}
-            </select>
-          </label>
+          <SelectFilter
+            label="action"
+            name="action"
+            options={Object.keys(AUDIT_ACTIONS)}
+            value={filters.action}
+          />
           <label>
             run
             <input name="runId" value={text("runId")} size={6} />

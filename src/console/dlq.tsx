@@ -11,7 +11,7 @@ import {
   requirePageScope,
   sessionOf,
 } from "./guard";
-import { ActionButton, Badge, Csrf, Layout, Num, Time } from "./layout";
+import { ActionButton, Badge, Csrf, Layout, Num, SelectFilter, Time } from "./layout";
 import { hasScope } from "./session";
 
 /**
@@ -60,17 +60,7 @@ export function registerDlqPages(app: ConsoleApp) {
           no-op there).
         </p>
         <form method="get" action="/console/dlq" class="filters">
-          <label>
-            state
-            <select name="state">
-              <option value="">any</option>
-              {DEAD_LETTER_STATES.map((s) => (
-                <option value={s} selected={q.state === s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
+          <SelectFilter label="state" name="state" options={DEAD_LETTER_STATES} value={q.state} />
           <label>
             topic
             <input name="topic" value={q.topic ?? ""} size={30} />

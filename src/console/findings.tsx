@@ -13,7 +13,7 @@ import {
   requirePageScope,
   sessionOf,
 } from "./guard";
-import { Badge, Csrf, Json, Layout, Num, Time } from "./layout";
+import { Badge, Csrf, Json, Layout, Num, SelectFilter, Time } from "./layout";
 import { hasScope, type Session } from "./session";
 
 /** The filters of GET /admin/v1/reconcile/findings, as a form. */
@@ -94,28 +94,13 @@ export function registerFindingsPages(app: ConsoleApp) {
       <Layout title="Findings" session={session} active="findings" notice={notice}>
         <h1>Findings</h1>
         <form method="get" action="/console/findings" class="filters">
-          <label>
-            status
-            <select name="status">
-              <option value="">any</option>
-              {FINDING_STATUSES.map((s) => (
-                <option value={s} selected={filters.status === s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            job
-            <select name="job">
-              <option value="">any</option>
-              {RECONCILE_JOBS.map((j) => (
-                <option value={j} selected={filters.job === j}>
-                  {j}
-                </option>
-              ))}
-            </select>
-          </label>
+          <SelectFilter
+            label="status"
+            name="status"
+            options={FINDING_STATUSES}
+            value={filters.status}
+          />
+          <SelectFilter label="job" name="job" options={RECONCILE_JOBS} value={filters.job} />
           <label>
             kind
             <input name="kind" value={filters.kind ?? ""} size={16} />

@@ -185,3 +185,25 @@ export function ErrorPage(props: {
     </Layout>
   );
 }
+
+/** A list page's filter over a closed set: "any" first, the current value selected. */
+export function SelectFilter(props: {
+  label: string;
+  name: string;
+  options: readonly string[];
+  value: string | undefined;
+}) {
+  return (
+    <label>
+      {props.label}
+      <select name={props.name}>
+        <option value="">any</option>
+        {props.options.map((option) => (
+          <option value={option} selected={props.value === option}>
+            {option}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}

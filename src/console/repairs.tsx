@@ -21,7 +21,7 @@ import {
   requirePageScope,
   sessionOf,
 } from "./guard";
-import { ActionButton, Badge, Csrf, Json, Layout, Time } from "./layout";
+import { ActionButton, Badge, Csrf, Json, Layout, SelectFilter, Time } from "./layout";
 import { hasScope, type Session } from "./session";
 
 /**
@@ -203,17 +203,7 @@ export function registerRepairsPages(app: ConsoleApp) {
       <Layout title="Repairs" session={session} active="repairs" notice={q.notice}>
         <h1>Repairs</h1>
         <form method="get" action="/console/repairs" class="filters">
-          <label>
-            status
-            <select name="status">
-              <option value="">any</option>
-              {REPAIR_STATUSES.map((s) => (
-                <option value={s} selected={q.status === s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
+          <SelectFilter label="status" name="status" options={REPAIR_STATUSES} value={q.status} />
           <button type="submit">Filter</button>
         </form>
         {page.items.length === 0 ? (

@@ -11,7 +11,7 @@ import {
   requirePageScope,
   sessionOf,
 } from "./guard";
-import { Badge, Csrf, Layout, Num, Time } from "./layout";
+import { Badge, Csrf, Layout, Num, SelectFilter, Time } from "./layout";
 import { hasScope } from "./session";
 
 const Filters = z.object({
@@ -50,28 +50,8 @@ export function registerRunsPages(app: ConsoleApp) {
       <Layout title="Runs" session={session} active="runs" notice={q.notice}>
         <h1>Reconcile runs</h1>
         <form method="get" action="/console/runs" class="filters">
-          <label>
-            job
-            <select name="job">
-              <option value="">any</option>
-              {RECONCILE_JOBS.map((j) => (
-                <option value={j} selected={q.job === j}>
-                  {j}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            outcome
-            <select name="status">
-              <option value="">any</option>
-              {RUN_STATUSES.map((s) => (
-                <option value={s} selected={q.status === s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
+          <SelectFilter label="job" name="job" options={RECONCILE_JOBS} value={q.job} />
+          <SelectFilter label="outcome" name="status" options={RUN_STATUSES} value={q.status} />
           <button type="submit">Filter</button> <a href="/console/runs">clear</a>
         </form>
         <table data-table="runs">
