@@ -5,6 +5,7 @@ import { auditHead, outbox, paymentRequests, payments, refunds } from "../src/db
 import { metricsServer } from "../src/metrics/server";
 import { auditJob } from "../src/reconcile/jobs/audit";
 import { outboxJob } from "../src/reconcile/jobs/outbox";
+import { requestedGateRebuilds } from "../src/sales/gate_rebuild";
 import { orderConsumer } from "./support/components";
 import { eventually } from "./support/context";
 import { placeOrders } from "./support/orders";
@@ -106,6 +107,43 @@ describe("GET /metrics", () => {
           ? true
           : undefined,
       "the sold-out sale's gate in the metrics",
+    );
+  });
+
+  it("tells a gate an operator paused from one closed for a rebuild, and asks no rebuild for it", async () => {
+    const sale = await openSale(world.app, world.services, {
+      skus: [{ sku: "A", totalStock: 5, priceCents: 1_000 }],
+    });
+    const meta = world.services.keys.sale(sale.saleId).meta;
+    // What pause_sale leaves in Redis (src/reconcile/repair_kinds/sale_gate.ts).
+    await world.services.redis.hset(meta, "gate", "paused");
+    await scraped(
+      (s) =>
+        sumOf(s, "flashsale_sale_gate_state", { sale: sale.saleId, state: "paused" }) === 1 &&
+        sumOf(s, "flashsale_sale_gate_state", { sale: sale.saleId, state: "closed" }) === 0
+          ? true
+          : undefined,
+      "the paused gate in the metrics",
+    );
+    const stock = await world.app.request(`/v1/sales/${sale.saleId}/stock`);
+    expect(stock.status).toBe(200);
+    expect(((await stock.json()) as { phase: string }).phase).toBe("paused");
+    expect(await requestedGateRebuilds(world.services.redis, world.services.keys)).not.toContain(
+      sale.saleId,
+    );
+
+    // A gate closed for a rebuild (or left so) is still "closed", and the stock route asks for one.
+    await world.services.redis.hset(meta, "gate", "closed");
+    await scraped(
+      (s) =>
+        sumOf(s, "flashsale_sale_gate_state", { sale: sale.saleId, state: "closed" }) === 1
+          ? true
+          : undefined,
+      "the closed gate in the metrics",
+    );
+    expect((await world.app.request(`/v1/sales/${sale.saleId}/stock`)).status).toBe(200);
+    expect(await requestedGateRebuilds(world.services.redis, world.services.keys)).toContain(
+      sale.saleId,
     );
   });
 

@@ -156,7 +156,7 @@ export const paymentRequestsByStatus = gauge(
 );
 export const saleGateState = gauge(
   "flashsale_sale_gate_state",
-  "The Redis gate of each live sale: 1 for its state (upcoming, open, ended, closed, lost), 0 for the others",
+  "The Redis gate of each live sale: 1 for its state (upcoming, open, ended, paused by an operator, closed for a rebuild, lost), 0 for the others",
   ["sale", "state"],
 );
 export const saleAvailableUnits = gauge(

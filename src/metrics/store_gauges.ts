@@ -44,7 +44,9 @@ const SOURCE_TIMEOUT_MS = 2_000;
 /** Sales whose gate is reported: those ending soonest among the ones not ended an hour ago. */
 export const LIVE_SALES_MAX = 20;
 const RECENTLY_ENDED_MS = 3_600_000;
-const GATE_STATES = ["upcoming", "open", "ended", "closed", "lost"] as const;
+// "paused": an operator's pause_sale (meta gate = "paused"); "closed": the stock job closed it to
+// rebuild it, or a rebuild was left unfinished. An alert belongs on the second, not the first.
+const GATE_STATES = ["upcoming", "open", "ended", "paused", "closed", "lost"] as const;
 
 type Source = (services: Services) => Promise<void>;
 
@@ -135,13 +137,15 @@ const sources: Record<string, Source> = {
         const state: (typeof GATE_STATES)[number] =
           !startsAt || !endsAt
             ? "lost"
-            : gate !== "open"
-              ? "closed"
-              : now < Number(startsAt)
-                ? "upcoming"
-                : now >= Number(endsAt)
-                  ? "ended"
-                  : "open";
+            : gate === "paused"
+              ? "paused"
+              : gate !== "open"
+                ? "closed"
+                : now < Number(startsAt)
+                  ? "upcoming"
+                  : now >= Number(endsAt)
+                    ? "ended"
+                    : "open";
         const units = Object.values(stock).map((v) => Math.max(0, Number(v)));
         return { id, state, units };
       }),

@@ -214,8 +214,11 @@ export async function saleStock(
     }
     throw new AppError("UNKNOWN_SALE", `no sale ${saleId}`);
   }
-  // Closed: a rebuild under way or left unfinished, or a sale posted again after a wipe.
-  if (gate !== "open") await requestGateRebuild(stores.redis, stores.keys, saleId);
+  // Closed: a rebuild under way or left unfinished, or a sale posted again after a wipe. A gate
+  // an operator paused is not the stock job's to reopen: asking would only cost it a run.
+  if (gate !== "open" && gate !== "paused") {
+    await requestGateRebuild(stores.redis, stores.keys, saleId);
+  }
   const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
   const phase: SalePhase =
     gate !== "open"

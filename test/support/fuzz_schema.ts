@@ -92,10 +92,16 @@ const limitedString = (schema: Schema): fc.Arbitrary<string> => {
   }
   if (schema.pattern) {
     const re = new RegExp(schema.pattern);
+    // Without a maxLength the pattern alone bounds the length (e.g. ^[0-9a-f]{64}$): cutting
+    // to a default would fail the pattern every time, and the filter would never end.
+    const cut =
+      schema.maxLength === undefined
+        ? (s: string) => s
+        : (s: string) => [...s].slice(0, schema.maxLength).join("");
     return fc
       .stringMatching(re)
-      .map((s) => s.slice(0, max))
-      .filter((s) => s.length >= min && re.test(s));
+      .map(cut)
+      .filter((s) => [...s].length >= min && re.test(s));
   }
   return fc.oneof(
     { weight: 4, arbitrary: fc.string({ minLength: min, maxLength: Math.min(max, 40) }) },
