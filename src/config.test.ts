@@ -111,6 +111,7 @@ describe("loadConfig", () => {
       ordersPerAddress: null,
       readsPerAddress: null,
       webhookPerAddress: null,
+      consoleSignInPerAddress: { limit: 10, windowMs: 60_000 },
     });
     expect(config.ingest.trustProxy).toBe(2);
     expect(config.ingest.auth).toEqual({ mode: "none" });

@@ -208,6 +208,9 @@ const EnvSchema = z
     RATE_LIMIT_ORDERS_PER_ADDRESS: rateRule.prefault("off"),
     RATE_LIMIT_READS_PER_ADDRESS: rateRule.prefault("off"),
     RATE_LIMIT_WEBHOOK_PER_ADDRESS: rateRule.prefault("off"),
+    // On by default, unlike the others: it guards the admin tokens against guessing (a short
+    // bootstrap ADMIN_TOKEN above all), and an operator signs in a few times a day.
+    RATE_LIMIT_CONSOLE_SIGN_IN_PER_ADDRESS: rateRule.prefault("10/60s"),
     // How many proxies in front of the API append to X-Forwarded-For; 0 (the default) ignores
     // the header and uses the connection's address.
     TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
@@ -358,6 +361,7 @@ export interface Config {
       ordersPerAddress: RateRule | null;
       readsPerAddress: RateRule | null;
       webhookPerAddress: RateRule | null;
+      consoleSignInPerAddress: RateRule | null;
     };
   };
   namespace: string;
@@ -477,6 +481,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         ordersPerAddress: e.RATE_LIMIT_ORDERS_PER_ADDRESS,
         readsPerAddress: e.RATE_LIMIT_READS_PER_ADDRESS,
         webhookPerAddress: e.RATE_LIMIT_WEBHOOK_PER_ADDRESS,
+        consoleSignInPerAddress: e.RATE_LIMIT_CONSOLE_SIGN_IN_PER_ADDRESS,
       },
     },
     namespace: e.NAMESPACE,

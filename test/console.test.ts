@@ -30,7 +30,12 @@ import { useWorld } from "./support/world";
  * the audit trail, an order's timeline, scope checks and CSRF. CONSOLE_SCREENSHOTS=1 also
  * saves each page as docs/console/<page>.png.
  */
-const world = useWorld(import.meta.url, { kafka: true, components: orderLifecycle });
+// Every test signs in from 127.0.0.1, more often than the default 10 per minute allows.
+const world = useWorld(import.meta.url, {
+  kafka: true,
+  components: orderLifecycle,
+  env: { RATE_LIMIT_CONSOLE_SIGN_IN_PER_ADDRESS: "1000/60s" },
+});
 const browser = useBrowser(() => world.app);
 
 async function newToken(name: string, scopes: Scope[]) {

@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
 import { AppError } from "../errors";
+import { clientAddress } from "../http/client_address";
 import type { App, AppEnv } from "../http/env";
 import { isTransientStoreError } from "../store_errors";
 import { registerConsoleAssets } from "./assets";
@@ -107,6 +108,7 @@ export function registerConsole(app: App) {
       services: c.get("services"),
       requestId: c.get("requestId"),
       log: c.get("log"),
+      clientAddress: clientAddress(c, c.get("services").config.ingest.trustProxy),
     });
   app.all("/console", serve);
   app.all("/console/*", serve);

@@ -14,6 +14,8 @@ export interface ConsoleBindings {
   services: AppEnv["Variables"]["services"];
   requestId: string;
   log: AppEnv["Variables"]["log"];
+  /** The client's address as the app sees it (TRUST_PROXY applied): sign-in attempts count per address. */
+  clientAddress: string;
 }
 
 /** The app's variables plus the signed-in operator's session (set by the console's guard). */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { countRequest } from "../http/rate_limit";
 import type { ConsoleApp } from "./env";
 import { formOf, parseFields, requireCsrf, requireSession } from "./guard";
 import { Layout } from "./layout";
@@ -47,6 +48,10 @@ export function registerSignIn(app: ConsoleApp) {
   app.get("/sign-in", (c) => c.html(<SignInPage next={nextPath(c.req.query("next"))} />));
 
   app.post("/sign-in", async (c) => {
+    // Before the token is looked at: a guesser gets 429 pages, never another answer.
+    const services = c.get("services");
+    const rule = services.config.ingest.rateLimits.consoleSignInPerAddress;
+    if (rule) await countRequest(services, "console-sign-in", rule, c.env.clientAddress);
     const form = parseFields(SignInForm, await formOf(c), "form");
     const operator = await signIn(c, form.token.trim());
     if (!operator) return c.html(<SignInPage next={nextPath(form.next)} failed />, 401);

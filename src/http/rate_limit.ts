@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import type { RateRule } from "../config";
 import { AppError } from "../errors";
+import type { Services } from "../services";
 import { clientAddress } from "./client_address";
 import type { AppEnv, RateState } from "./env";
 
@@ -26,10 +27,47 @@ export function rateLimitHeaders(states: readonly RateState[]): Record<string, s
 
 /**
  * Counts one request of `client` against `policy` in Redis (rate_limit.lua), so every API
- * process shares the count. Over the rate: 429 RATE_LIMITED with Retry-After and the RateLimit
- * headers, before anything else is touched. `rule` null: the policy is off. `keyOf` names the
- * client's Redis key from its hashed id: the namespace's own key per policy by default; a
- * sale's policy passes one in the sale's slot.
+ * process shares the count. Over the rate: 429 RATE_LIMITED with Retry-After, before anything
+ * else is touched. `keyOf` names the client's Redis key from its hashed id: the namespace's own
+ * key per policy by default; a sale's policy passes one in the sale's slot. Returns where the
+ * client stands, for the RateLimit headers; an over-the-rate error carries it too.
+ */
+export async function countRequest(
+  services: Services,
+  policy: string,
+  rule: RateRule,
+  client: string,
+  keyOf?: (clientHash: string) => string,
+): Promise<RateState> {
+  const clientHash = createHash("sha256").update(client).digest("hex").slice(0, 32);
+  const [allowed, remaining, retryAfterMs, resetMs] = await services.redis.rateLimit(
+    keyOf ? keyOf(clientHash) : services.keys.rateLimit(policy, clientHash),
+    rule.limit,
+    rule.windowMs,
+  );
+  const state: RateState = { policy, rule, remaining, resetMs };
+  if (allowed === 1) return state;
+  throw new RateLimited(state, retryAfterMs);
+}
+
+/** 429 RATE_LIMITED, with the state that goes into the RateLimit headers. */
+class RateLimited extends AppError {
+  constructor(
+    readonly state: RateState,
+    retryAfterMs: number,
+  ) {
+    super(
+      "RATE_LIMITED",
+      `at most ${state.rule.limit} requests per ${seconds(state.rule.windowMs)} s under ${state.policy}`,
+      { policy: state.policy, retryAfterSeconds: seconds(retryAfterMs) },
+      { "retry-after": String(Math.max(1, seconds(retryAfterMs))) },
+    );
+  }
+}
+
+/**
+ * countRequest for an API request, which records where it stands for the RateLimit headers
+ * (over the rate too). `rule` null: the policy is off.
  */
 export async function enforceRate(
   c: Context<AppEnv>,
@@ -39,22 +77,13 @@ export async function enforceRate(
   keyOf?: (clientHash: string) => string,
 ): Promise<void> {
   if (!rule) return;
-  const services = c.get("services");
-  const clientHash = createHash("sha256").update(client).digest("hex").slice(0, 32);
-  const [allowed, remaining, retryAfterMs, resetMs] = await services.redis.rateLimit(
-    keyOf ? keyOf(clientHash) : services.keys.rateLimit(policy, clientHash),
-    rule.limit,
-    rule.windowMs,
-  );
-  const state: RateState = { policy, rule, remaining, resetMs };
-  c.set("rateLimits", [...(c.get("rateLimits") ?? []), state]);
-  if (allowed === 1) return;
-  throw new AppError(
-    "RATE_LIMITED",
-    `at most ${rule.limit} requests per ${seconds(rule.windowMs)} s under ${policy}`,
-    { policy, retryAfterSeconds: seconds(retryAfterMs) },
-    { "retry-after": String(Math.max(1, seconds(retryAfterMs))) },
-  );
+  const record = (state: RateState) => c.set("rateLimits", [...(c.get("rateLimits") ?? []), state]);
+  try {
+    record(await countRequest(c.get("services"), policy, rule, client, keyOf));
+  } catch (error) {
+    if (error instanceof RateLimited) record(error.state);
+    throw error;
+  }
 }
 
 /** Middleware: `policy` per client address (TRUST_PROXY decides what the address is). */
