@@ -14,13 +14,38 @@ export interface StoreProcess {
   thaw(): void;
 }
 
-/** The process listening on 127.0.0.1:`port` (ss -ltnp). */
+/**
+ * The process listening on 127.0.0.1:`port` (ss -ltnp), never this one. A run with a partition
+ * listens on the same port numbers itself, on the veth's host address, to forward the isolated
+ * consumer's connections (netns.ts): taking the first listener ss names froze the campaign
+ * itself instead of the broker (broker-pause with partition: the run never woke up).
+ */
 export function listenerPid(port: number): number {
   const out = execFileSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" });
-  const match = /pid=(\d+)/.exec(out);
-  if (!match) throw new Error(`no process listens on port ${port} (or ss cannot tell whose)`);
-  return Number(match[1]);
+  const pid = loopbackListener(out, process.pid);
+  if (pid === undefined) {
+    throw new Error(
+      `no other process listens on 127.0.0.1:${port} (or ss cannot tell whose):\n${out}`,
+    );
+  }
+  return pid;
 }
+
+/** In `ss -ltnpH` output: the pid listening on the loopback (or every) address, not `self`. */
+export function loopbackListener(ssOutput: string, self: number): number | undefined {
+  for (const line of ssOutput.split("\n")) {
+    const [, , , local] = line.trim().split(/\s+/);
+    const address = local?.slice(0, local.lastIndexOf(":"));
+    if (!address || !LOOPBACK_OR_ANY.has(address)) continue;
+    for (const match of line.matchAll(/pid=(\d+)/g)) {
+      const pid = Number(match[1]);
+      if (pid !== self) return pid;
+    }
+  }
+  return undefined;
+}
+
+const LOOPBACK_OR_ANY = new Set(["127.0.0.1", "[::ffff:127.0.0.1]", "0.0.0.0", "*", "[::]"]);
 
 export function storeProcess(pid: number): StoreProcess {
   return {
