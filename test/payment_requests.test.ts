@@ -16,6 +16,7 @@ import { paymentRequestEntry } from "../src/orders/payment_request_events";
 import { enqueueEvent } from "../src/outbox/outbox";
 import { drivePaymentRequest } from "../src/payments/payment_requests";
 import { paymentsJob } from "../src/reconcile/jobs/payments";
+import { redisNowMs } from "../src/redis/client";
 import { orderLifecycle } from "./support/components";
 import { eventually } from "./support/context";
 import { cancelOrder, persistedOrder, placeOrder } from "./support/orders";
@@ -147,6 +148,7 @@ describe("payment requests: an order past its window", () => {
         logger: world.services.logger,
         attempts: 1,
         backoffMs: 0,
+        now: () => redisNowMs(world.services.redis),
       },
       orderId,
       { resource: `order:${orderId}`, signal: new AbortController().signal },
@@ -287,6 +289,28 @@ describe("payment requests: the payments job", () => {
     const after = await requestIn(orderId, "OPEN");
     expect(after.providerPaymentId).toBe(before.providerPaymentId);
     expect(provider().paymentRequestsOf(orderId)).toHaveLength(1);
+  });
+
+  it("with the scheduler's clock ahead, still opens a request whose window is open in Redis's time", async () => {
+    const { orderId } = await pendingOrder(); // a 600 s window
+    const before = await requestIn(orderId, "OPEN");
+    await world.db.delete(paymentRequests).where(eq(paymentRequests.orderId, orderId));
+    // Past the window in this process's eyes only (Redis and MySQL keep their clocks), as a
+    // scheduler whose clock stepped 15 minutes ahead: its buyer still has 10 minutes to pay.
+    const realNow = Date.now;
+    Date.now = () => realNow() + 15 * 60_000;
+    let applied: Awaited<ReturnType<typeof reconcile>>;
+    try {
+      applied = await reconcile(world.services, paymentsJob, "APPLY", {
+        provider: provider(),
+        settings,
+      });
+    } finally {
+      Date.now = realNow;
+    }
+    expect(summary(applied)).toContain(`payment_request_missing REPAIRED ${orderId}`);
+    const after = await requestIn(orderId, "OPEN");
+    expect(after.providerPaymentId).toBe(before.providerPaymentId);
   });
 
   it("cancels a session still open for an order that ended (its cancel was refused)", async () => {

@@ -3,6 +3,7 @@ import type { Delivery, RunningConsumer } from "../kafka/consumer_runner";
 import { PAYMENT_REQUEST_CONSUMER } from "../kafka/topics";
 import { drivePaymentRequest } from "../payments/payment_requests";
 import type { PaymentProvider } from "../payments/provider";
+import { redisNowMs } from "../redis/client";
 import type { Services } from "../services";
 import { type ConsumerOptions, orderLocks, serviceConsumer } from "./service_consumer";
 
@@ -40,6 +41,7 @@ export function paymentRequestConsumer(
     logger: log,
     attempts: Math.max(1, options.providerAttempts ?? 3),
     backoffMs: options.providerBackoffMs ?? 200,
+    now: () => redisNowMs(services.redis),
   };
 
   async function handleOrder(orderId: string, deliveries: Delivery<PaymentRequestEvent>[]) {

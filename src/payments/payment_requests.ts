@@ -41,6 +41,11 @@ export interface RequestDriver {
   attempts: number;
   /** Wait before the second call; doubled for each further one. */
   backoffMs: number;
+  /**
+   * Now, on the clock that stamped the order's window (Redis TIME, as the gate did): this
+   * process's own clock may be minutes off, and must not decide that a buyer's window is over.
+   */
+  now(): Promise<number>;
 }
 
 /** The caller's hold on `order:<id>` (the lock every order path takes). */
@@ -81,7 +86,7 @@ export async function drivePaymentRequest(
     // Its window is over (the consumer was far behind): a session could take no payment, and
     // the pending job expires the order any moment. No provider refuses a session with a
     // past expiry more politely than by not being asked.
-    if (order.payBy.getTime() <= Date.now()) return "unchanged";
+    if (order.payBy.getTime() <= (await driver.now())) return "unchanged";
     if (!request) {
       // Decided and committed before the provider is asked: a crash after the call leaves a
       // REQUESTING row, and asking again with the same key answers the same session.

@@ -14,6 +14,10 @@ import {
 import type { RefundCallback } from "./refund_callback";
 import { signPayload } from "./signature";
 
+// The provider's clock, taken once: it is another party's, and a test that moves this process's
+// clock (Date.now) to play a service process whose clock is off must not move the provider's.
+const providerNow = Date.now.bind(Date);
+
 /** Sends one HTTP request: `app.request` in tests, `fetch` against a running service. */
 export type Send = (path: string, init: RequestInit) => Promise<Response>;
 
@@ -221,7 +225,7 @@ export class PaymentSimulator implements PaymentProvider {
       amountCents: callback.amountCents,
       currency,
       status: callback.status,
-      capturedAt: Date.now(),
+      capturedAt: providerNow(),
       ...(paymentRequestId === undefined ? {} : { paymentRequestId }),
     });
     return callback;
@@ -243,7 +247,7 @@ export class PaymentSimulator implements PaymentProvider {
     return statuses;
   }
 
-  deliver(callback: PaymentCallback, signedAt = Math.floor(Date.now() / 1000)): Promise<number> {
+  deliver(callback: PaymentCallback, signedAt = Math.floor(providerNow() / 1000)): Promise<number> {
     return this.post("/v1/payments/webhook", JSON.stringify(callback), signedAt);
   }
 
@@ -378,7 +382,7 @@ export class PaymentSimulator implements PaymentProvider {
     options: RefundCallbackOptions = {},
   ): Promise<number[]> {
     const body = JSON.stringify(refundCallbackOf(refund));
-    const signedAt = options.signedAt ?? Math.floor(Date.now() / 1000);
+    const signedAt = options.signedAt ?? Math.floor(providerNow() / 1000);
     const statuses: number[] = [];
     for (let i = 0; i <= (options.duplicates ?? 0); i++)
       statuses.push(await this.post("/v1/payments/refund-webhook", body, signedAt));
@@ -403,7 +407,7 @@ export class PaymentSimulator implements PaymentProvider {
 
   /** A session's time runs out at the provider without anyone asking: it stays expired. */
   private current(session: ProviderPaymentRequest): ProviderPaymentRequest {
-    if (session.status === "open" && Date.now() >= session.expiresAt) session.status = "expired";
+    if (session.status === "open" && providerNow() >= session.expiresAt) session.status = "expired";
     return session;
   }
 

@@ -2,6 +2,7 @@ import { and, asc, eq, gt, inArray, isNull, lt, ne } from "drizzle-orm";
 import type { AuditAction } from "../../audit/actions";
 import { orders, paymentRequests } from "../../db/schema";
 import { drivePaymentRequest, LIVE_REQUEST } from "../../payments/payment_requests";
+import { redisNowMs } from "../../redis/client";
 import { checkStillHeld, type JobContext } from "../job";
 import { recordRepair, repairUnderOrderLock } from "../repair";
 
@@ -21,6 +22,9 @@ export async function reconcilePaymentRequests(ctx: JobContext) {
   const { db } = ctx.services.database;
   const graceMs = ctx.settings.paymentRequestGraceMs;
   const before = new Date(Date.now() - graceMs);
+  // Windows are stamped in Redis's time: a scheduler whose clock runs ahead would take open
+  // windows for over and leave their requests unrepaired.
+  const now = new Date(await redisNowMs(ctx.services.redis));
 
   const stuck = await db
     .select({
@@ -36,7 +40,7 @@ export async function reconcilePaymentRequests(ctx: JobContext) {
         eq(paymentRequests.status, "REQUESTING"),
         eq(orders.status, "PENDING"),
         // Past its window a session is of no use (drivePaymentRequest does not open one).
-        gt(orders.payBy, new Date()),
+        gt(orders.payBy, now),
         lt(paymentRequests.updatedAt, before),
         ...(ctx.saleId ? [eq(orders.saleId, ctx.saleId)] : []),
       ),
@@ -64,7 +68,7 @@ export async function reconcilePaymentRequests(ctx: JobContext) {
         and(
           eq(orders.status, "PENDING"),
           lt(orders.createdAt, before),
-          gt(orders.payBy, new Date()),
+          gt(orders.payBy, now),
           isNull(paymentRequests.orderId),
           ...(ctx.saleId ? [eq(orders.saleId, ctx.saleId)] : []),
         ),
@@ -130,6 +134,7 @@ async function drive(ctx: JobContext, orderId: string, seen: Seen) {
     logger: ctx.log,
     attempts: 2,
     backoffMs: 200,
+    now: () => redisNowMs(ctx.services.redis),
   };
   await repairUnderOrderLock(ctx, orderId, finding, async (lock) => {
     const step = await drivePaymentRequest(driver, orderId, lock);
