@@ -57,7 +57,7 @@ export function paymentCompletedConsumer(
         );
       }
     } catch (error) {
-      const waitedMs = Date.now() - ctx.firstAttemptAt;
+      const waitedMs = Math.round(performance.now() - ctx.firstAttemptAt);
       if (!(error instanceof OrderNotYetPersisted) || waitedMs <= orderWaitMs) throw error;
       // Not dead-lettered (that would lose a payment the buyer made): parked, and the
       // partition moves on. The pending job applies or refunds it.

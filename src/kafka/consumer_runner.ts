@@ -42,7 +42,11 @@ export interface HandlerContext {
   heartbeat(): Promise<void>;
   /** False once the consumer stops or loses the partition: abandon, do not commit. */
   isRunning(): boolean;
-  /** When the runner first tried this chunk (ms): lets a handler bound its own waiting. */
+  /**
+   * When the runner first tried this chunk, on the monotonic clock (performance.now(), ms): lets
+   * a handler bound its own waiting. Never the wall clock, which NTP may step by minutes
+   * either way: ahead, a wait would end at once; behind, it would hold the partition as long.
+   */
   firstAttemptAt: number;
   /** Sends one message of the chunk to the dead-letter topic, recorded; the rest go on. */
   deadLetter(delivery: Delivery<unknown>, error: string): Promise<void>;
@@ -290,7 +294,7 @@ export function consumerRunner<E>(
     running: () => boolean,
     contexts?: Map<string, TraceContext>,
   ): Promise<"done" | "stopped"> {
-    const firstAttemptAt = Date.now();
+    const firstAttemptAt = performance.now();
     let lastError = "";
     for (let attempt = 1; ; attempt++) {
       if (!running()) return "stopped";
