@@ -9,10 +9,12 @@ import {
   type Producer,
 } from "kafkajs";
 import type { Logger } from "../logger";
+import { heartbeatAfterClockStepBack } from "./heartbeat_clock";
 import { quietIdleRequestQueues } from "./request_queue";
 
 // On import, so it holds for every kafkajs client in the process, ours or a test's own.
 quietIdleRequestQueues();
+heartbeatAfterClockStepBack();
 
 export interface KafkaSettings {
   brokers: string[];
