@@ -3,7 +3,7 @@ import type { Delivery, HandlerContext, RunningConsumer } from "../kafka/consume
 import { ORDER_CREATED_CONSUMER } from "../kafka/topics";
 import { LockLostError } from "../lock/distributed_lock";
 import { type PersistInput, persistOrderBatch } from "../orders/persist_orders";
-import { releaseReservation, settleReservation } from "../sales/reservations";
+import { releaseReservations, settleReservations } from "../sales/reservations";
 import type { Services } from "../services";
 import { currentTraceparent, transactionSpan, withTraceContext } from "../tracing/tracing";
 import { type ConsumerOptions, orderLocks, serviceConsumer } from "./service_consumer";
@@ -62,38 +62,41 @@ export function orderCreatedConsumer(
             return result;
           }),
       );
-      // Side effects outside MySQL, after the commit, still under the locks, each in its
-      // message's trace.
-      await Promise.all(
-        outcomes.map((outcome, i) =>
-          withTraceContext(chunk[i]?.context, async () => {
-            // ALREADY_DONE too: a crash between an earlier commit and this step left it undone.
-            // Both calls are no-ops when the reservation is already gone.
-            const oversold =
-              outcome.result === "CANCELLED" ||
-              (outcome.result === "ALREADY_DONE" && outcome.oversold);
-            if (oversold) {
-              await releaseReservation(
-                services.redis,
-                services.keys,
-                outcome.saleId,
-                outcome.orderId,
-              );
-            } else if (outcome.result === "PENDING" || outcome.result === "ALREADY_DONE") {
-              await settleReservation(
-                services.redis,
-                services.keys,
-                outcome.saleId,
-                outcome.orderId,
-              );
-            } else if (outcome.result === "REJECTED") {
-              await ctx.deadLetter(chunk[i] as Delivery<OrderCreatedEvent>, outcome.error);
-            }
-          }),
+      // Side effects outside MySQL, after the commit, still under the locks: one settle and
+      // one release call per sale (its keys share a slot), not one per order.
+      // ALREADY_DONE too: a crash between an earlier commit and this step left it undone.
+      // Both are no-ops for a reservation already gone.
+      const settle = new Map<string, string[]>();
+      const release = new Map<string, string[]>();
+      const rejected: { delivery: Delivery<OrderCreatedEvent>; error: string }[] = [];
+      outcomes.forEach((outcome, i) => {
+        const oversold =
+          outcome.result === "CANCELLED" || (outcome.result === "ALREADY_DONE" && outcome.oversold);
+        if (oversold) {
+          append(release, outcome.saleId, outcome.orderId);
+        } else if (outcome.result === "PENDING" || outcome.result === "ALREADY_DONE") {
+          append(settle, outcome.saleId, outcome.orderId);
+        } else if (outcome.result === "REJECTED") {
+          rejected.push({
+            delivery: chunk[i] as Delivery<OrderCreatedEvent>,
+            error: outcome.error,
+          });
+        }
+      });
+      await Promise.all([
+        ...[...release].map(([saleId, ids]) =>
+          releaseReservations(services.redis, services.keys, saleId, ids),
         ),
-      );
+        ...[...settle].map(([saleId, ids]) =>
+          settleReservations(services.redis, services.keys, saleId, ids),
+        ),
+        // Each dead letter in its message's trace.
+        ...rejected.map(({ delivery, error }) =>
+          withTraceContext(delivery.context, () => ctx.deadLetter(delivery, error)),
+        ),
+      ]);
     } finally {
-      await Promise.all([...held.values()].map((l) => l.release().catch(() => false)));
+      await held.releaseAll().catch(() => 0);
     }
   }
 
@@ -110,4 +113,10 @@ export function orderCreatedConsumer(
       ? options
       : { ...options, retry: { ...options.retry, maxAttempts: options.maxAttempts } },
   );
+}
+
+function append(groups: Map<string, string[]>, key: string, value: string) {
+  const list = groups.get(key);
+  if (list) list.push(value);
+  else groups.set(key, [value]);
 }

@@ -1,13 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { lockKind, locksAcquired, locksBusy, locksLost } from "../metrics/metrics";
-import type { RedisClient } from "../redis/client";
+import { isCluster, type RedisClient } from "../redis/client";
 import type { RedisKeys } from "../redis/keys";
 
 /**
  * A Redis lock that is safe to lose (see ../shared/architecture.md, "Locks").
  *
- * - acquire: SET NX PX with a random owner token, and a fencing token from a per-resource
- *   counter that only ever grows (lock_acquire.lua);
+ * - acquire: SET NX PX with a random owner token (one per acquisition, or one for all the
+ *   locks acquireAll takes together), and a fencing token from a per-resource counter that
+ *   only ever grows (lock_acquire.lua, lock_acquire_all.lua);
  * - renew and release only by the owner (compare-and-pexpire, compare-and-delete): a holder
  *   whose lock expired cannot extend or delete the next holder's lock;
  * - a watchdog renews every TTL/3 while the task runs; when a renewal fails (lock lost or Redis
@@ -54,6 +55,27 @@ export interface HeldLock {
  * back by up to this much. One counter per order lives this long after its last lock.
  */
 export const FENCE_RETENTION_MS = 3_600_000;
+
+/**
+ * Locks taken together by acquireAll, by resource. Each lock's signal fires on its own loss;
+ * releaseAll() gives back every one still held in one call (per slot) and stops the watchdog.
+ */
+export class HeldLocks extends Map<string, HeldLock> {
+  constructor(private readonly releaseHeld: () => Promise<number>) {
+    super();
+  }
+
+  /** Compare-and-delete of every lock still held; how many were still ours. */
+  releaseAll(): Promise<number> {
+    return this.releaseHeld();
+  }
+}
+
+function countByKind(resources: string[], add: (kind: string, n: number) => void) {
+  const counts = new Map<string, number>();
+  for (const r of resources) counts.set(lockKind(r), (counts.get(lockKind(r)) ?? 0) + 1);
+  for (const [kind, n] of counts) add(kind, n);
+}
 
 export interface LockOptions {
   ttlMs?: number;
@@ -138,25 +160,149 @@ export class DistributedLock {
   }
 
   /**
-   * All the locks or none: when any is held elsewhere, the ones taken are released and
-   * LockBusyError is thrown, so a waiting caller never sits on locks others need.
+   * All the locks or none, for one holder: when any is held elsewhere, the ones taken are
+   * released and LockBusyError is thrown, so a waiting caller never sits on locks others need.
+   *
+   * Built for a consumer's chunk of hundreds of orders: one owner token for the set (a token
+   * only has to be unique per holder), one script call to take them, one watchdog renewing
+   * them all in one call per TTL/3, and releaseAll() in one call. On a Redis Cluster each
+   * resource's keys lie in a slot of their own, so there it makes one call per lock instead.
    */
-  async acquireAll(resources: string[]): Promise<Map<string, HeldLock>> {
-    // allSettled, not all: when one acquisition throws (a store error), the locks already
-    // taken must be released too, or their watchdogs would keep them held for good and every
-    // retry would find them busy.
-    const settled = await Promise.allSettled(resources.map((r) => this.tryAcquire(r)));
-    const held = new Map<string, HeldLock>();
+  async acquireAll(resources: string[]): Promise<HeldLocks> {
+    const unique = [...new Set(resources)];
+    const token = randomBytes(16).toString("hex");
+    if (unique.length === 0) return this.holdAll(new Map(), token);
+    const groups = this.bySlot(unique);
+    // allSettled, not all: when one group's call throws (a store error), the groups already
+    // taken must be released too, or every retry would find them busy until their TTL.
+    const settled = await Promise.allSettled(groups.map((g) => this.takeAll(g, token)));
+    const fences = new Map<string, number>();
+    let busy: string | undefined;
     settled.forEach((outcome, i) => {
-      if (outcome.status === "fulfilled" && outcome.value) {
-        held.set(resources[i] as string, outcome.value);
+      if (outcome.status !== "fulfilled") return;
+      const group = groups[i] as string[];
+      const taken = outcome.value;
+      if ("busy" in taken) {
+        busy ??= group[taken.busy];
+        return;
       }
+      group.forEach((r, j) => {
+        fences.set(r, taken.fences[j] as number);
+      });
     });
-    if (held.size === resources.length) return held;
-    await Promise.all([...held.values()].map((l) => l.release().catch(() => false)));
-    const failed = settled.find((o): o is PromiseRejectedResult => o.status === "rejected");
-    if (failed) throw failed.reason;
-    throw new LockBusyError(resources.find((r) => !held.has(r)) as string);
+    if (fences.size < unique.length) {
+      const taken = [...fences.keys()];
+      if (taken.length > 0) {
+        await Promise.all(
+          this.bySlot(taken).map((g) => this.releaseGroup(g, token).catch(() => 0)),
+        );
+      }
+      const failed = settled.find((o): o is PromiseRejectedResult => o.status === "rejected");
+      if (failed) throw failed.reason;
+      const resource = busy ?? (unique.find((r) => !fences.has(r)) as string);
+      locksBusy.inc({ kind: lockKind(resource) });
+      throw new LockBusyError(resource);
+    }
+    countByKind(unique, (kind, n) => locksAcquired.inc({ kind }, n));
+    return this.holdAll(fences, token);
+  }
+
+  /** One group per call: all of them on one node; one resource per group on a cluster. */
+  private bySlot(resources: string[]): string[][] {
+    return isCluster(this.redis) ? resources.map((r) => [r]) : [resources];
+  }
+
+  /** Fencing tokens in order, or the index of the lock held elsewhere (nothing taken). */
+  private async takeAll(
+    group: string[],
+    token: string,
+  ): Promise<{ fences: number[] } | { busy: number }> {
+    const keys = group.flatMap((r) => [this.keys.lock(r), this.keys.lockFence(r)]);
+    const reply = await this.redis.lockAcquireAll(
+      keys.length,
+      ...keys,
+      token,
+      this.ttlMs,
+      this.fenceTtlMs,
+    );
+    if (reply[0] === -1) return { busy: Number(reply[1]) - 1 };
+    return { fences: reply.map(Number) };
+  }
+
+  private async releaseGroup(group: string[], token: string): Promise<number> {
+    return await this.redis.releaseAllIfOwner(
+      group.length,
+      ...group.map((r) => this.keys.lock(r)),
+      token,
+    );
+  }
+
+  /** The held set: one watchdog for all, each lock's own signal and release. */
+  private holdAll(fences: Map<string, number>, token: string): HeldLocks {
+    const live = new Map<string, AbortController>();
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const stopWatchdog = () => {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+    };
+    const lose = (resource: string, controller: AbortController) => {
+      live.delete(resource);
+      locksLost.inc({ kind: lockKind(resource) });
+      controller.abort(new LockLostError(resource));
+    };
+    const renew = async (group: string[]) => {
+      let renewed: number[] = [];
+      try {
+        renewed = await this.redis.lockRenewAll(
+          group.length,
+          ...group.map((r) => this.keys.lock(r)),
+          token,
+          this.ttlMs,
+        );
+      } catch {
+        // Redis unreachable: we cannot prove we still hold them, so we must assume we don't.
+      }
+      group.forEach((resource, i) => {
+        const controller = live.get(resource); // undefined: released meanwhile, not lost
+        if (controller && renewed[i] !== 1) lose(resource, controller);
+      });
+    };
+
+    const held = new HeldLocks(async () => {
+      stopWatchdog();
+      const mine = [...live.keys()];
+      live.clear();
+      if (mine.length === 0) return 0;
+      const released = await Promise.all(this.bySlot(mine).map((g) => this.releaseGroup(g, token)));
+      return released.reduce((sum, n) => sum + n, 0);
+    });
+    for (const [resource, fence] of fences) {
+      const controller = new AbortController();
+      live.set(resource, controller);
+      held.set(resource, {
+        resource,
+        fence,
+        signal: controller.signal,
+        release: async () => {
+          const wasLive = live.delete(resource);
+          if (live.size === 0) stopWatchdog();
+          if (!wasLive) return false;
+          return (await this.redis.releaseIfOwner(this.keys.lock(resource), token)) === 1;
+        },
+      });
+    }
+    if (this.watchdog) {
+      timer = setInterval(
+        async () => {
+          await Promise.all(this.bySlot([...live.keys()]).map(renew));
+          if (live.size === 0) stopWatchdog();
+        },
+        Math.max(1, Math.floor(this.ttlMs / 3)),
+      );
+      // A pending renewal must not keep a finished process alive.
+      timer.unref?.();
+    }
+    return held;
   }
 
   /**

@@ -10,10 +10,15 @@ const SCRIPTS = {
   lockAcquire: { file: "lock_acquire.lua", numberOfKeys: 2 },
   lockRenew: { file: "lock_renew.lua", numberOfKeys: 1 },
   releaseIfOwner: { file: "release_if_owner.lua", numberOfKeys: 1 },
+  // Any number of locks of one holder: ioredis takes the key count per call.
+  lockAcquireAll: { file: "lock_acquire_all.lua" },
+  lockRenewAll: { file: "lock_renew_all.lua" },
+  releaseAllIfOwner: { file: "release_all_if_owner.lua" },
   armSale: { file: "arm_sale.lua", numberOfKeys: 2 },
   reserveOrder: { file: "reserve_order.lua", numberOfKeys: 6 },
   // 4 or 5 keys (the idempotency record is optional): ioredis takes the count per call.
   releaseReservation: { file: "release_reservation.lua" },
+  // Takes one orderId or many.
   settleReservation: { file: "settle_reservation.lua", numberOfKeys: 2 },
   endAttempt: { file: "end_attempt.lua", numberOfKeys: 1 },
   rateLimit: { file: "rate_limit.lua", numberOfKeys: 1 },
@@ -48,6 +53,19 @@ declare module "ioredis" {
     lockRenew(lockKey: string, ownerToken: string, ttlMs: number): Result<number, Context>;
     /** 1 = released, 0 = absent or owned by another token (release_if_owner.lua). */
     releaseIfOwner(lockKey: string, ownerToken: string): Result<number, Context>;
+    /**
+     * The key count (2 per lock), then lock and fence key of each lock, then owner token, TTL
+     * and the counters' TTL. The fencing tokens in lock order, or [-1, i] when the i-th
+     * (from 1) is held by someone else and none was taken (lock_acquire_all.lua).
+     */
+    lockAcquireAll(numberOfKeys: number, ...keysThenArgs: Arg[]): Result<number[], Context>;
+    /**
+     * The key count, the lock keys, then owner token and TTL: per lock 1 = renewed, 0 = no
+     * longer the owner (lock_renew_all.lua).
+     */
+    lockRenewAll(numberOfKeys: number, ...keysThenArgs: Arg[]): Result<number[], Context>;
+    /** The key count, the lock keys, then the owner token: how many were released. */
+    releaseAllIfOwner(numberOfKeys: number, ...keysThenArgs: Arg[]): Result<number, Context>;
     armSale(meta: string, stock: string, ...args: Arg[]): Result<number, Context>;
     reserveOrder(
       meta: string,
@@ -58,11 +76,11 @@ declare module "ioredis" {
       idempotencyRecord: string,
       ...args: Arg[]
     ): Result<(number | string | null)[], Context>;
-    /** 1 = settled, 0 = no such reservation (settle_reservation.lua). */
+    /** How many of the orders had a reservation to settle (settle_reservation.lua). */
     settleReservation(
       reservations: string,
       expiries: string,
-      orderId: string,
+      ...orderIds: string[]
     ): Result<number, Context>;
     /**
      * 1 = units given back, 0 = already released for this order, -1 = the sale has no gate
@@ -136,7 +154,8 @@ declare module "ioredis" {
     ): Result<number, Context>;
     /**
      * numberOfKeys first: 4, or 5 with the idempotency record to delete; then the orderId and,
-     * with 5, the attempt number (release_reservation.lua).
+     * with 5, the attempt number, or with 4 more orderIds. With 4: how many were released;
+     * with 5: 1, 0, or -1 when a newer attempt holds the record (release_reservation.lua).
      */
     releaseReservation(
       numberOfKeys: 4 | 5,

@@ -133,6 +133,29 @@ export async function releaseReservation(
 }
 
 /**
+ * Gives back the units of several reservations of one sale in one call (a consumer's chunk:
+ * the keys of a sale share a hash slot). Each order's exactly once, as releaseReservation;
+ * returns how many were released.
+ */
+export async function releaseReservations(
+  redis: RedisClient,
+  keys: RedisKeys,
+  saleId: string,
+  orderIds: string[],
+): Promise<number> {
+  if (orderIds.length === 0) return 0;
+  const k = keys.sale(saleId);
+  return await redis.releaseReservation(
+    4,
+    k.stock,
+    k.userUnits,
+    k.reservations,
+    k.expiries,
+    ...orderIds,
+  );
+}
+
+/**
  * Undoes an accepted request whose order_created was certainly never sent: gives the units back
  * and forgets the Idempotency-Key in one step, so a retry starts afresh. Fenced by the attempt:
  * false (nothing changed) when a newer attempt took the key over.
@@ -165,6 +188,21 @@ export async function settleReservation(
 ): Promise<boolean> {
   const k = keys.sale(saleId);
   return (await redis.settleReservation(k.reservations, k.expiries, orderId)) === 1;
+}
+
+/**
+ * Settles several reservations of one sale in one call (a consumer's chunk); orders without a
+ * reservation are skipped. Returns how many were settled.
+ */
+export async function settleReservations(
+  redis: RedisClient,
+  keys: RedisKeys,
+  saleId: string,
+  orderIds: string[],
+): Promise<number> {
+  if (orderIds.length === 0) return 0;
+  const k = keys.sale(saleId);
+  return await redis.settleReservation(k.reservations, k.expiries, ...orderIds);
 }
 
 /**
