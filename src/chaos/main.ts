@@ -81,13 +81,18 @@ const options = {
   keep: values.keep === true,
 };
 
+const results: RunResult[] = [];
+const started = Date.now();
 // Interrupted: no service process outlives the campaign, nor its network namespaces (the run's
 // data namespace stays; drop it with `bun run namespace drop`).
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     void killAllClusters()
       .then(closeAllNetworks)
-      .finally(() => process.exit(130));
+      .finally(() => {
+        report(results, started, true);
+        process.exit(130);
+      });
   });
 }
 // A campaign killed outright (SIGKILL) left its network namespaces behind: removed here.
@@ -96,8 +101,6 @@ if (faults.includes("partition")) {
   if (swept.length > 0) console.error(`removed leftover network namespaces: ${swept.join(", ")}`);
 }
 
-const results: RunResult[] = [];
-const started = Date.now();
 for (let i = 0; i < options.runs; i++) {
   const seed = options.seed + i;
   const t0 = Date.now();
@@ -136,31 +139,41 @@ for (let i = 0; i < options.runs; i++) {
   }
 }
 
-console.log("");
-console.log(
-  "seed       | faults fired (kind@s)                                      | orders  | violations | converged after",
-);
-console.log(
-  "-----------|-------------------------------------------------------------|---------|------------|----------------",
-);
-for (const r of results) {
-  const fired = r.fired
-    .map(
-      (f) =>
-        `${f.kind}${f.target ? `(${f.target}${f.offsetS !== undefined ? ` ${f.offsetS > 0 ? "+" : ""}${f.offsetS}s` : ""})` : ""}@${(f.atMs / 1000).toFixed(0)}${f.error ? "!" : ""}`,
-    )
-    .join(" ");
+process.exit(report(results, started) === 0 ? 0 : 1);
+
+/**
+ * The table of the runs done, and the totals. Also when the campaign is interrupted: a long
+ * campaign stopped by hand still reports what its finished runs found.
+ */
+function report(results: RunResult[], started: number, interrupted = false): number {
+  console.log("");
   console.log(
-    `${String(r.seed).padEnd(10)} | ${fired.padEnd(59)} | ${`${r.orders}/${r.accepted}`.padEnd(7)} | ${String(r.violations.length).padEnd(10)} | ${r.convergeMs === null ? "never" : `${(r.convergeMs / 1000).toFixed(1)} s`}`,
+    "seed       | faults fired (kind@s)                                      | orders  | violations | converged after",
   );
+  console.log(
+    "-----------|-------------------------------------------------------------|---------|------------|----------------",
+  );
+  for (const r of results) {
+    const fired = r.fired
+      .map(
+        (f) =>
+          `${f.kind}${f.target ? `(${f.target}${f.offsetS !== undefined ? ` ${f.offsetS > 0 ? "+" : ""}${f.offsetS}s` : ""})` : ""}@${(f.atMs / 1000).toFixed(0)}${f.error ? "!" : ""}`,
+      )
+      .join(" ");
+    console.log(
+      `${String(r.seed).padEnd(10)} | ${fired.padEnd(59)} | ${`${r.orders}/${r.accepted}`.padEnd(7)} | ${String(r.violations.length).padEnd(10)} | ${r.convergeMs === null ? "never" : `${(r.convergeMs / 1000).toFixed(1)} s`}`,
+    );
+  }
+  const byKind = new Map<string, number>();
+  for (const r of results)
+    for (const f of r.fired) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
+  const failed = results.filter((r) => r.violations.length > 0).length;
+  console.log("");
+  console.log(`faults fired: ${[...byKind].map(([k, n]) => `${k}=${n}`).join(" ") || "none"}`);
+  console.log(
+    `${results.length} runs in ${Math.round((Date.now() - started) / 1000)} s; orders = persisted/accepted`,
+  );
+  console.log(`chaos: ${results.length - failed} passed, ${failed} failed`);
+  if (interrupted) console.log("chaos: interrupted; the run in progress is not counted");
+  return failed;
 }
-const byKind = new Map<string, number>();
-for (const r of results) for (const f of r.fired) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);
-const failed = results.filter((r) => r.violations.length > 0).length;
-console.log("");
-console.log(`faults fired: ${[...byKind].map(([k, n]) => `${k}=${n}`).join(" ") || "none"}`);
-console.log(
-  `${results.length} runs in ${Math.round((Date.now() - started) / 1000)} s; orders = persisted/accepted`,
-);
-console.log(`chaos: ${results.length - failed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);

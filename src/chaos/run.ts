@@ -258,7 +258,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     };
     if (await settle()) result.convergeMs = Date.now() - lastHealed;
     o.progress(
-      `seed ${o.seed}: ${result.convergeMs === null ? "did not converge" : "converged"}; reconciling (APPLY), then stopping the service`,
+      `seed ${o.seed}: ${result.convergeMs === null ? "did not converge" : `converged ${(result.convergeMs / 1000).toFixed(1)} s after the last fault healed`}; reconciling (APPLY), then stopping the service`,
     );
 
     // Two passes of every reconciler: the first (APPLY) with the service still running, so
