@@ -24,6 +24,7 @@ import { provisionTopics } from "../../src/kafka/topics";
 import { createLogger } from "../../src/logger";
 import { unlinkMatching } from "../../src/redis/client";
 import { createServices } from "../../src/services";
+import { armHotSale } from "../support/hot_sale";
 import { loadavg } from "../support/machine";
 
 const { values } = parseArgs({
@@ -58,20 +59,7 @@ const app = createApp(services);
 
 const SALE = "httpinproc";
 const k = services.keys.sale(SALE);
-const now = Date.now();
-await services.redis.armSale(
-  k.meta,
-  k.stock,
-  now - 60_000,
-  now + 3_600_000,
-  10_000,
-  600_000,
-  "open",
-  1,
-  "HOT",
-  10_000_000,
-  now + 7_200_000,
-);
+await armHotSale(services, SALE);
 // What arming through the admin API also writes: the sale has no rate of its own (without the
 // field every request would ask MySQL, which has no such sale here).
 await services.redis.hset(k.meta, "userRequestRate", "off");

@@ -23,6 +23,7 @@ import { provisionTopics } from "../../src/kafka/topics";
 import { createLogger } from "../../src/logger";
 import { unlinkMatching } from "../../src/redis/client";
 import { createServices } from "../../src/services";
+import { armHotSale } from "../support/hot_sale";
 import { loadavg } from "../support/machine";
 
 const { values } = parseArgs({
@@ -63,21 +64,8 @@ services.producer.sendBatch = (batch) => {
 await provisionTopics(services.admin, [services.topics.orderCreated, bareTopic], config.kafka);
 
 const SALE = "inproc";
-const k = services.keys.sale(SALE);
+await armHotSale(services, SALE);
 const now = Date.now();
-await services.redis.armSale(
-  k.meta,
-  k.stock,
-  now - 60_000,
-  now + 3_600_000,
-  10_000,
-  600_000,
-  "open",
-  1,
-  "HOT",
-  10_000_000,
-  now + 7_200_000,
-);
 const stockKey = `${NAMESPACE}:{bare}:stock`;
 await services.redis.hset(stockKey, "HOT", 1_000_000_000);
 services.redis.defineCommand("takeUnit", {

@@ -30,7 +30,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
@@ -41,6 +40,7 @@ import { encodeOrderCreated } from "../../src/events/order_created";
 import { unlinkMatching } from "../../src/redis/client";
 import { createPrivateKafka, type PrivateKafka } from "../../test/support/private_kafka";
 import { CpuMeter, loadavg, pidListeningOn, pidNamed, rssMiB } from "../support/machine";
+import { freePort, type PrivateRedis, startPrivateRedis } from "../support/private_redis";
 import { commandCalls, commandsPerOrder } from "../support/redis_stats";
 
 const { values } = parseArgs({
@@ -66,17 +66,6 @@ const DB_NAME = `fs_bench_${run}`;
 const DATABASE_URL = `mysql://root@127.0.0.1:3306/${DB_NAME}`;
 const PIPELINE_DATABASE_URL = `${DATABASE_URL}_p`;
 const ADMIN_TOKEN = "bench-admin-token-0123456789";
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 const children: ChildProcess[] = [];
 /** Starts a child process and waits until `readyUrl` answers 200. */
@@ -418,23 +407,14 @@ async function consumerLag(admin: Admin, topic: string, group: string): Promise<
 
 const stores: Stores = { redisUrl: "redis://127.0.0.1:6379/0", brokers: "127.0.0.1:9092" };
 let privateKafka: PrivateKafka | undefined;
-let privateRedis: ChildProcess | undefined;
+let privateRedis: PrivateRedis | undefined;
 
 async function startStores() {
   if (values.redis === "private") {
-    const port = await freePort();
-    privateRedis = spawn(
-      "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-      { stdio: "ignore" },
-    );
-    stores.redisUrl = `redis://127.0.0.1:${port}/0`;
+    privateRedis = await startPrivateRedis();
+    stores.redisUrl = privateRedis.url;
     stores.redisPid = privateRedis.pid;
-    // Counts commands on its own connection; connects once redis-server listens.
-    const probe = new Redis(stores.redisUrl, { retryStrategy: () => 100 });
-    probe.on("error", () => {});
-    await new Promise((resolve) => probe.once("ready", resolve));
-    stores.counter = probe;
+    stores.counter = privateRedis.counter; // counts commands on its own connection
   } else {
     stores.redisPid = pidListeningOn(6379);
   }
@@ -852,8 +832,7 @@ async function cleanup() {
   await conn.query(`DROP DATABASE IF EXISTS \`${DB_NAME}_p\``);
   await conn.end();
   if (privateRedis) {
-    stores.counter?.disconnect();
-    privateRedis.kill("SIGTERM");
+    await privateRedis.stop();
   } else {
     const redis = new Redis(stores.redisUrl);
     await unlinkMatching(redis, `${NAMESPACE}*`);
