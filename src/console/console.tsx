@@ -108,7 +108,8 @@ export function registerConsole(app: App) {
       services: c.get("services"),
       requestId: c.get("requestId"),
       log: c.get("log"),
-      clientAddress: clientAddress(c, c.get("services").config.ingest.trustProxy),
+      // Looked up only by the page that needs it (sign-in): Bun's requestIP is not free.
+      clientAddress: () => clientAddress(c, c.get("services").config.ingest.trustProxy),
     });
   app.all("/console", serve);
   app.all("/console/*", serve);

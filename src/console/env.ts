@@ -15,7 +15,7 @@ export interface ConsoleBindings {
   requestId: string;
   log: AppEnv["Variables"]["log"];
   /** The client's address as the app sees it (TRUST_PROXY applied): sign-in attempts count per address. */
-  clientAddress: string;
+  clientAddress(): string;
 }
 
 /** The app's variables plus the signed-in operator's session (set by the console's guard). */

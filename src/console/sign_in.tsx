@@ -51,7 +51,7 @@ export function registerSignIn(app: ConsoleApp) {
     // Before the token is looked at: a guesser gets 429 pages, never another answer.
     const services = c.get("services");
     const rule = services.config.ingest.rateLimits.consoleSignInPerAddress;
-    if (rule) await countRequest(services, "console-sign-in", rule, c.env.clientAddress);
+    if (rule) await countRequest(services, "console-sign-in", rule, c.env.clientAddress());
     const form = parseFields(SignInForm, await formOf(c), "form");
     const operator = await signIn(c, form.token.trim());
     if (!operator) return c.html(<SignInPage next={nextPath(form.next)} failed />, 401);
