@@ -110,7 +110,7 @@ describe("GET /metrics", () => {
     );
   });
 
-  it("tells a gate an operator paused from one closed for a rebuild, and asks no rebuild for it", async () => {
+  it("tells a gate an operator paused from one closed for a rebuild, and neither the stock nor the orders route asks a rebuild for it", async () => {
     const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 5, priceCents: 1_000 }],
     });
@@ -128,6 +128,14 @@ describe("GET /metrics", () => {
     const stock = await world.app.request(`/v1/sales/${sale.saleId}/stock`);
     expect(stock.status).toBe(200);
     expect(((await stock.json()) as { phase: string }).phase).toBe("paused");
+    const buyer = {
+      userId: "paused-buyer",
+      saleId: sale.saleId,
+      items: [{ sku: "A", quantity: 1 }],
+    };
+    const refused = await orderRequest(world.app, buyer);
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { code: string }).code).toBe("SALE_PAUSED");
     expect(await requestedGateRebuilds(world.services.redis, world.services.keys)).not.toContain(
       sale.saleId,
     );
@@ -141,7 +149,7 @@ describe("GET /metrics", () => {
           : undefined,
       "the closed gate in the metrics",
     );
-    expect((await world.app.request(`/v1/sales/${sale.saleId}/stock`)).status).toBe(200);
+    expect((await orderRequest(world.app, buyer)).status).toBe(503);
     expect(await requestedGateRebuilds(world.services.redis, world.services.keys)).toContain(
       sale.saleId,
     );

@@ -132,7 +132,8 @@ function modelReserve(
     return { kind: "replay", orderId: record.orderId, status: 202, body: record.body };
   }
   if (model.gate === "missing") return { kind: "rejected", rejection: { reason: "UNKNOWN_SALE" } };
-  if (model.gate === "closed") return { kind: "rejected", rejection: { reason: "SALE_PAUSED" } };
+  if (model.gate === "closed")
+    return { kind: "rejected", rejection: { reason: "SALE_PAUSED", byOperator: false } };
   const held = model.users.get(userId) ?? 0;
   if (held + sum(items) > model.limit) {
     return { kind: "rejected", rejection: { reason: "LIMIT_EXCEEDED", held, limit: model.limit } };

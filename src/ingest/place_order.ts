@@ -91,7 +91,11 @@ export async function placeOrder(
         // same retryable answer for both. Only this rejection reads MySQL; an accepted order
         // never does. The scheduler is asked to rebuild the gate now, not at the stock job's
         // next tick, and Retry-After says when it is expected back (src/sales/gate_rebuild.ts).
-        await requestGateRebuild(deps.redis, deps.keys, request.saleId);
+        // Not for a sale an operator paused: no rebuild reopens it, so asking would only cost
+        // the stock job a look.
+        const byOperator =
+          outcome.rejection.reason === "SALE_PAUSED" && outcome.rejection.byOperator;
+        if (!byOperator) await requestGateRebuild(deps.redis, deps.keys, request.saleId);
         throw salePaused(deps.config);
       }
       throw rejection(outcome.rejection, deps.config);

@@ -13,7 +13,9 @@ const itemsArgv = (items: OrderItem[]) => [
 ];
 
 export type Rejection =
-  | { reason: "UNKNOWN_SALE" | "SALE_PAUSED" }
+  | { reason: "UNKNOWN_SALE" }
+  /** `byOperator`: an operator's pause_sale, not a gate closed for a rebuild. */
+  | { reason: "SALE_PAUSED"; byOperator: boolean }
   | { reason: "SALE_NOT_ACTIVE"; startsAt: number; endsAt: number }
   | { reason: "LIMIT_EXCEEDED"; held: number; limit: number }
   | { reason: "UNKNOWN_SKU"; sku: string }
@@ -100,7 +102,7 @@ export async function reserveStock(
     case -2:
       return reject({ reason: "SALE_NOT_ACTIVE", startsAt: Number(a), endsAt: Number(b) });
     case -3:
-      return reject({ reason: "SALE_PAUSED" });
+      return reject({ reason: "SALE_PAUSED", byOperator: a === "paused" });
     case -4:
       return reject({ reason: "LIMIT_EXCEEDED", held: Number(a), limit: Number(b) });
     case -5:

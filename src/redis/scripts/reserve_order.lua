@@ -39,7 +39,8 @@
    -11                                  same key, still in flight
     -1                                  unknown sale (not armed)
     -2, startsAt, endsAt                sale not active now
-    -3                                  gate closed (sale paused)
+    -3, gate                            gate not open: "paused" by an operator, or closed
+                                        for a rebuild
     -4, held, limit                     per-user limit would be exceeded
     -5, i                               item i names an unknown SKU
     -6, i, available                    item i wants more than is available
@@ -63,7 +64,7 @@ local orderId = ARGV[1]
 
 local meta = redis.call("HMGET", KEYS[1], "startsAt", "endsAt", "perUserLimit", "paymentWindowMs", "gate")
 if not meta[1] then return { -1 } end
-if meta[5] ~= "open" then return { -3 } end
+if meta[5] ~= "open" then return { -3, meta[5] or "closed" } end
 local startsAt, endsAt = tonumber(meta[1]), tonumber(meta[2])
 if now < startsAt or now >= endsAt then return { -2, startsAt, endsAt } end
 
