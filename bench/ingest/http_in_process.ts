@@ -25,7 +25,7 @@ import { createLogger } from "../../src/logger";
 import { unlinkMatching } from "../../src/redis/client";
 import { createServices } from "../../src/services";
 import { armHotSale } from "../support/hot_sale";
-import { loadavg } from "../support/machine";
+import { closedLoop, loadavg } from "../support/machine";
 
 const { values } = parseArgs({
   options: {
@@ -100,27 +100,13 @@ const kinds = {
 };
 
 async function measure(kind: keyof typeof kinds) {
-  const call = kinds[kind];
-  let orders = 0;
   const load = loadavg();
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const end = t0 + SECONDS * 1000;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < end) {
-        await call();
-        orders++;
-      }
-    }),
-  );
-  const cpu = process.cpuUsage(cpu0);
-  const seconds = (performance.now() - t0) / 1000;
+  const { calls: orders, seconds, cpuUs } = await closedLoop(kinds[kind], CONCURRENCY, SECONDS);
   return {
     kind,
     orders,
     perSecond: Math.round(orders / seconds),
-    cpuUsPerOrder: Math.round((cpu.user + cpu.system) / orders),
+    cpuUsPerOrder: Math.round(cpuUs / orders),
     loadavg: `${load} → ${loadavg()}`,
   };
 }

@@ -24,7 +24,7 @@ import { createLogger } from "../../src/logger";
 import { unlinkMatching } from "../../src/redis/client";
 import { createServices } from "../../src/services";
 import { armHotSale } from "../support/hot_sale";
-import { loadavg } from "../support/machine";
+import { closedLoop, loadavg } from "../support/machine";
 
 const { values } = parseArgs({
   options: {
@@ -112,41 +112,39 @@ const kinds = {
 
 async function measure(kind: keyof typeof kinds) {
   const call = kinds[kind];
-  let orders = 0;
   const load = loadavg();
   const requests0 = produceRequests;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const end = t0 + SECONDS * 1000;
-  if (RATE > 0) {
-    const inFlight: Promise<void>[] = [];
-    let sent = 0;
-    while (performance.now() < end) {
-      const due = Math.floor(((performance.now() - t0) / 1000) * RATE);
-      for (; sent < due; sent++) inFlight.push(call().then(() => void orders++));
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    await Promise.all(inFlight);
-  } else {
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (performance.now() < end) {
-          await call();
-          orders++;
-        }
-      }),
-    );
-  }
-  const cpu = process.cpuUsage(cpu0);
-  const seconds = (performance.now() - t0) / 1000;
+  const {
+    calls: orders,
+    seconds,
+    cpuUs,
+  } = RATE > 0 ? await openLoop(call) : await closedLoop(call, CONCURRENCY, SECONDS);
   return {
     kind,
     orders,
     perSecond: Math.round(orders / seconds),
-    cpuUsPerOrder: Math.round((cpu.user + cpu.system) / orders),
+    cpuUsPerOrder: Math.round(cpuUs / orders),
     produceRequestsPerOrder: Math.round(((produceRequests - requests0) / orders) * 1000) / 1000,
     loadavg: `${load} → ${loadavg()}`,
   };
+}
+
+/** RATE calls a second, each on its schedule whatever the others are doing, for SECONDS. */
+async function openLoop(call: () => Promise<unknown>) {
+  let calls = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  const inFlight: Promise<void>[] = [];
+  let sent = 0;
+  while (performance.now() < end) {
+    const due = Math.floor(((performance.now() - t0) / 1000) * RATE);
+    for (; sent < due; sent++) inFlight.push(call().then(() => void calls++));
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(inFlight);
+  const cpu = process.cpuUsage(cpu0);
+  return { calls, seconds: (performance.now() - t0) / 1000, cpuUs: cpu.user + cpu.system };
 }
 
 try {

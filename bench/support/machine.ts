@@ -82,3 +82,28 @@ export class CpuMeter {
     return { cpuMs: used, loadavgStart: this.loadBefore, loadavgEnd: loadavg() };
   }
 }
+
+/**
+ * Calls `call` from `concurrency` callers, each again as soon as its last call returned, for
+ * `seconds`: how many calls completed, the wall time, and this process's CPU (µs) meanwhile.
+ */
+export async function closedLoop(
+  call: () => Promise<unknown>,
+  concurrency: number,
+  seconds: number,
+): Promise<{ calls: number; seconds: number; cpuUs: number }> {
+  let calls = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        await call();
+        calls++;
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  return { calls, seconds: (performance.now() - t0) / 1000, cpuUs: cpu.user + cpu.system };
+}
