@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { and, eq, inArray } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { orderCreatedConsumer } from "../src/consumers/order_created";
@@ -379,4 +379,50 @@ describe("a payment callback id at the longest length the webhook accepts", () =
     expect(logged?.status).toBe("DONE");
     expect(paymentConsumer.health().deadLettered).toBe(2); // only the two poisons above
   });
+});
+
+describe("a message whose dead letter the broker refuses for its size", () => {
+  it("is dead-lettered without its payload, and the orders behind it are persisted", async () => {
+    const sale = await openSale(world.app, world.services, {
+      skus: [{ sku: "A", totalStock: 50, priceCents: 100 }],
+    });
+    const topic = world.services.topics.orderCreated;
+    // Not JSON, and every byte doubles when the dead letter quotes it as a JSON string: the
+    // message fits the topic's 1 MiB limit, its dead letter does not.
+    const huge = `{${'"'.repeat(700 * 1024)}`;
+    const good = ["a", "b"].map((userId) =>
+      encodeOrderCreated({
+        orderId: randomUUID(),
+        saleId: sale.saleId,
+        userId,
+        items: [{ sku: "A", quantity: 1 }],
+        placedAt: Date.now(),
+        expiresAt: Date.now() + 600_000,
+        idempotencyKey: randomUUID(),
+      }),
+    );
+    const [sent] = await world.services.producer.send({
+      topic,
+      acks: ACKS_ALL,
+      messages: [{ key: "huge", value: huge }, ...good].map((m) => ({ ...m, partition: 0 })),
+    });
+    const hugeOffset = String(sent?.baseOffset);
+
+    for (const g of good) {
+      await persistedOrder(world, JSON.parse(g.value).orderId, "PENDING", 30_000);
+    }
+    const [letter] = await deadLettersOf(topic, hugeOffset);
+    expect(letter?.value).toMatchObject({
+      topic,
+      partition: 0,
+      offset: hugeOffset,
+      payloadOmitted: {
+        bytes: Buffer.byteLength(huge),
+        sha256: createHash("sha256").update(huge).digest("hex"),
+      },
+    });
+    expect(letter?.value.payload).toBeUndefined();
+    expect(String(letter?.value.error)).toMatch(/^malformed JSON/);
+    expect(await deadLetterAudits(topic, hugeOffset)).toHaveLength(1);
+  }, 60_000);
 });

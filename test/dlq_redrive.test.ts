@@ -573,3 +573,30 @@ describe("bun run dlq", () => {
     expect(discarded.stdout).toContain("DISCARDED");
   }, 120_000);
 });
+
+describe("a dead letter sent without its payload (too large to copy)", () => {
+  it("is refused a re-drive with DLQ_MESSAGE_MISSING, stays open, and can be discarded", async () => {
+    // Not JSON, and its dead letter would be twice its size (every quote escaped).
+    const [sent] = await world.services.producer.send({
+      topic: topic(),
+      acks: ACKS_ALL,
+      messages: [{ key: "huge", value: `{${'"'.repeat(700 * 1024)}` }],
+    });
+    const at = await deadLettered({
+      partition: sent?.partition ?? -1,
+      offset: Number(sent?.baseOffset),
+    });
+    expect(entryOf(await list(), at)).toMatchObject({ state: "open" });
+
+    const refused = await redrive({ entries: [at] });
+    expect(refused.status).toBe(409);
+    expect(refused.body.code).toBe("DLQ_MESSAGE_MISSING");
+    expect(JSON.stringify(refused.body)).toContain("holds only a summary");
+    expect(entryOf(await list(), at)).toMatchObject({ state: "open" });
+    expect(await dlqAudit("DLQ_REDRIVEN", at)).toHaveLength(0);
+
+    const discarded = await discard({ entries: [at], reason: "oversized garbage" });
+    expect(discarded.status).toBe(200);
+    expect(entryOf(await list(), at)).toMatchObject({ state: "discarded" });
+  }, 60_000);
+});

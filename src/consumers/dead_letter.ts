@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
 import { and, eq, sql } from "drizzle-orm";
-import type { KafkaMessage } from "kafkajs";
+import type { IHeaders, KafkaMessage } from "kafkajs";
 import type { AuditAction, AuditEntityType } from "../audit/actions";
 import { appendAudit } from "../audit/audit_log";
 import type { Db } from "../db/client";
 import { auditLog, idempotencyLog } from "../db/schema";
 import { ACKS_ALL } from "../kafka/client";
+import { isRefusedMessage } from "../kafka/errors";
 import type { Services } from "../services";
 
 export interface MessageSource {
@@ -21,10 +22,20 @@ const eventIdOf = ({ topic, partition, message }: MessageSource) =>
     128,
   );
 
+/** Header values longer than this are left off a dead letter sent without its payload. */
+const SUMMARY_HEADER_BYTES = 1_024;
+
 /**
  * Sends a message that cannot be processed to `<topic>.dlq`, with the original payload, where
  * it came from and why, so the partition can move on and a person can look at it later.
  * `alreadyApplied`: its effect is in MySQL (its log row is DONE); it failed after that.
+ *
+ * A dead letter is larger than its message (the payload quoted as a JSON string: a payload of
+ * quotes or control characters doubles or more). When the broker refuses it for its size, a
+ * summary goes instead: no payload but its size and SHA-256 (`payloadOmitted`), the short
+ * headers only. Without it the refusal would come back on every try and hold the partition for
+ * good. The message itself stays on its topic, at the offset the summary names, until the
+ * topic's retention; it cannot be re-driven from the DLQ (docs/operations.md).
  */
 async function sendToDeadLetter(
   services: Pick<Services, "producer" | "topics">,
@@ -33,30 +44,37 @@ async function sendToDeadLetter(
   alreadyApplied: boolean,
 ): Promise<void> {
   const { topic, partition, message } = source;
-  await services.producer.send({
-    topic: services.topics.deadLetter(topic),
-    acks: ACKS_ALL,
-    messages: [
+  const where = { topic, partition, offset: message.offset, error, alreadyApplied };
+  const own = { "event-id": eventIdOf(source), error: error.slice(0, 500) };
+  const send = (value: object, headers: IHeaders) =>
+    services.producer.send({
+      topic: services.topics.deadLetter(topic),
+      acks: ACKS_ALL,
+      messages: [{ key: message.key, value: JSON.stringify(value), headers }],
+    });
+  const payload = message.value ?? Buffer.alloc(0);
+  try {
+    // The original headers go along (event type, trace context, a re-drive's
+    // x-redrive-count): a re-drive sends them back with the payload.
+    await send({ ...where, payload: payload.toString("utf8") }, { ...message.headers, ...own });
+  } catch (sendError) {
+    if (!isRefusedMessage(sendError)) throw sendError;
+    const short = Object.entries(message.headers ?? {}).filter(
+      ([, value]) => value === undefined || String(value).length <= SUMMARY_HEADER_BYTES,
+    );
+    await send(
       {
-        key: message.key,
-        value: JSON.stringify({
-          topic,
-          partition,
-          offset: message.offset,
-          error,
-          alreadyApplied,
-          payload: message.value?.toString("utf8") ?? "",
-        }),
-        // The original headers go along (event type, trace context, a re-drive's
-        // x-redrive-count): a re-drive sends them back with the payload.
-        headers: {
-          ...message.headers,
-          "event-id": eventIdOf(source),
-          error: error.slice(0, 500),
+        ...where,
+        error: error.slice(0, 2_000),
+        payloadOmitted: {
+          bytes: payload.length,
+          sha256: createHash("sha256").update(payload).digest("hex"),
+          reason: `${services.topics.deadLetter(topic)} refused the dead letter: ${(sendError as Error).message}`,
         },
       },
-    ],
-  });
+      { ...Object.fromEntries(short), ...own, "payload-omitted": "true" },
+    );
+  }
 }
 
 /**

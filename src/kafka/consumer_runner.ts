@@ -19,6 +19,7 @@ import {
   withTraceContext,
 } from "../tracing/tracing";
 import { nextOffset, subscribedConsumer } from "./client";
+import { lostMembership } from "./errors";
 
 /** One message of a batch, decoded. */
 export interface Delivery<E> {
@@ -417,25 +418,6 @@ export function consumerRunner<E>(
       consumer = undefined;
     },
   };
-}
-
-/** The broker's answers that mean "not a member of this generation" (kafkajs error types). */
-const MEMBERSHIP_LOST = new Set([
-  "UNKNOWN_MEMBER_ID",
-  "ILLEGAL_GENERATION",
-  "REBALANCE_IN_PROGRESS",
-]);
-
-/** kafkajs wraps the broker's protocol error (its `type`) in retry errors (their `cause`). */
-function lostMembership(error: unknown): boolean {
-  for (
-    let e = error as { type?: unknown; cause?: unknown } | undefined;
-    e;
-    e = e.cause as typeof e
-  ) {
-    if (typeof e.type === "string" && MEMBERSHIP_LOST.has(e.type)) return true;
-  }
-  return false;
 }
 
 /** A chunk failed non-transiently too often: the runner retries it one message at a time. */

@@ -3,6 +3,7 @@ import type { Message } from "kafkajs";
 import type { DbOrTx } from "../db/client";
 import { type OutboxRow, outbox } from "../db/schema";
 import { ACKS_ALL } from "../kafka/client";
+import { isRefusedMessage } from "../kafka/errors";
 import type { Services } from "../services";
 import {
   contextOfTraceparent,
@@ -192,28 +193,6 @@ async function send(services: Services, rows: OutboxRow[]): Promise<void> {
     throw error;
   }
   for (const span of spans) endSpan(span);
-}
-
-/**
- * Kafka error types that refuse a message for what it is: sending it again as it is can only
- * fail again. Everything else (the broker away, a timeout, a leader moving, an unknown topic,
- * authorization) is about the broker or its setup, and retried for every row alike.
- */
-const MESSAGE_REFUSALS = new Set([
-  "MESSAGE_TOO_LARGE",
-  "RECORD_LIST_TOO_LARGE",
-  "INVALID_RECORD",
-  "INVALID_TIMESTAMP",
-]);
-
-/** kafkajs wraps the broker's protocol error (KafkaJSNonRetriableError → cause): walk the chain. */
-function isRefusedMessage(error: unknown): boolean {
-  for (let e = error, depth = 0; e && depth < 5; depth++) {
-    const { type } = e as { type?: unknown };
-    if (typeof type === "string" && MESSAGE_REFUSALS.has(type)) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
 }
 
 const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));

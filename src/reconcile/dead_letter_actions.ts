@@ -378,6 +378,8 @@ async function discard(
 interface DeadLetterMessage {
   key: Buffer | null;
   payload: string;
+  /** A summary only: the message was too large to copy (src/consumers/dead_letter.ts). */
+  omitted: boolean;
   headers: IHeaders;
   /** Where on the DLQ topic. */
   at: { topic: string; partition: number; offset: string };
@@ -399,6 +401,14 @@ async function redrive(
       "DLQ_MESSAGE_MISSING",
       `${topic}.dlq no longer holds the message of ${missing.map(refKey).join(", ")}: discard ${missing.length === 1 ? "it" : "them"} instead`,
       { entries: missing.map((e) => ({ partition: e.partition, offset: e.offset })) },
+    );
+  }
+  const summaries = entries.filter((e) => messages.get(refKey(e))?.omitted);
+  if (summaries.length > 0) {
+    throw new AppError(
+      "DLQ_MESSAGE_MISSING",
+      `${topic}.dlq holds only a summary of ${summaries.map(refKey).join(", ")} (too large to copy; the message is on ${topic} at that offset until its retention): discard ${summaries.length === 1 ? "it" : "them"} instead`,
+      { entries: summaries.map((e) => ({ partition: e.partition, offset: e.offset })) },
     );
   }
   const rate = Math.max(1, options.ratePerSecond ?? REDRIVE_RATE_PER_SECOND);
@@ -599,6 +609,7 @@ async function readDeadLetterMessages(
                 partition?: unknown;
                 offset?: unknown;
                 payload?: unknown;
+                payloadOmitted?: unknown;
               };
               try {
                 value = JSON.parse(m.value?.toString("utf8") ?? "");
@@ -610,6 +621,7 @@ async function readDeadLetterMessages(
               found.set(key, {
                 key: m.key,
                 payload: typeof value.payload === "string" ? value.payload : "",
+                omitted: value.payloadOmitted !== undefined,
                 headers: m.headers ?? {},
                 at: { topic: dlqTopic, partition: batch.partition, offset: m.offset },
               });
