@@ -20,3 +20,19 @@ describe("refused outbox rows", () => {
     expect(refused.ids(4).sort()).toEqual([1, 3]);
   });
 });
+
+describe("refused outbox rows under a wall-clock step", () => {
+  it("are tried again after their time although the wall clock went back an hour", async () => {
+    const refused = new RefusedRows(30);
+    const realNow = Date.now;
+    refused.add(7);
+    const stepped = realNow() - 3_600_000;
+    Date.now = () => stepped;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(refused.ids()).toEqual([]);
+    } finally {
+      Date.now = realNow;
+    }
+  });
+});

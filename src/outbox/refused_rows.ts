@@ -5,7 +5,9 @@
  * After `retryAfterMs` a row is tried again (an operator may have raised the topic's limit).
  *
  * Kept in the relay's memory, bounded: a restarted relay meets a refused row once more and
- * sets it aside again. Nothing here is stored, so nothing needs purging.
+ * sets it aside again. Nothing here is stored, so nothing needs purging. Timed on the
+ * monotonic clock: a wall clock stepped back by an hour would otherwise hold the row an hour
+ * longer, one stepped ahead would retry it at once.
  */
 export class RefusedRows {
   private readonly retryAt = new Map<number, number>();
@@ -15,7 +17,7 @@ export class RefusedRows {
     private readonly max = 1_000,
   ) {}
 
-  add(id: number, now = Date.now()): void {
+  add(id: number, now = performance.now()): void {
     this.retryAt.delete(id);
     this.retryAt.set(id, now + this.retryAfterMs);
     // Oldest first (a Map keeps insertion order): the ones closest to their retry anyway.
@@ -26,7 +28,7 @@ export class RefusedRows {
   }
 
   /** The ids to leave alone now. */
-  ids(now = Date.now()): number[] {
+  ids(now = performance.now()): number[] {
     for (const [id, at] of this.retryAt) if (at <= now) this.retryAt.delete(id);
     return [...this.retryAt.keys()];
   }
