@@ -9,12 +9,14 @@ import {
   type Producer,
 } from "kafkajs";
 import type { Logger } from "../logger";
+import { registerCompressionCodecs } from "./codecs";
 import { heartbeatAfterClockStepBack } from "./heartbeat_clock";
 import { quietIdleRequestQueues } from "./request_queue";
 
 // On import, so it holds for every kafkajs client in the process, ours or a test's own.
 quietIdleRequestQueues();
 heartbeatAfterClockStepBack();
+registerCompressionCodecs();
 
 export interface KafkaSettings {
   brokers: string[];
