@@ -2,10 +2,12 @@ import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { inArray } from "drizzle-orm";
+import { CompressionCodecs, CompressionTypes, KafkaJSNonRetriableError } from "kafkajs";
 import { describe, expect, it } from "vitest";
 import { orders } from "../src/db/schema";
 import { encodeOrderCreated } from "../src/events/order_created";
 import { ACKS_ALL } from "../src/kafka/client";
+import type { RunningConsumer } from "../src/kafka/consumer_runner";
 import { orderConsumer } from "./support/components";
 import { eventually } from "./support/context";
 import { ROOT } from "./support/process";
@@ -18,9 +20,13 @@ import { useWorld } from "./support/world";
  * zstd, which kafkajs cannot read by itself (it crashes the consumer for good). The order
  * consumer must turn each into an order, and go on to the messages behind them.
  */
+let consumer: RunningConsumer;
 const world = useWorld(import.meta.url, {
   kafka: true,
-  components: (services) => [orderConsumer(services)],
+  components: (services) => {
+    consumer = orderConsumer(services);
+    return [consumer];
+  },
 });
 
 /** Sends `lines` (key|value) to partition 0 of `topic` with the Java producer, compressed. */
@@ -63,21 +69,27 @@ function javaProduce(topic: string, codec: string, lines: string[]): Promise<voi
   });
 }
 
+async function newOrderEvent() {
+  const sale = await openSale(world.app, world.services, {
+    skus: [{ sku: "A", totalStock: 50, priceCents: 100 }],
+  });
+  return (userId: string) =>
+    encodeOrderCreated({
+      orderId: randomUUID(),
+      saleId: sale.saleId,
+      userId,
+      items: [{ sku: "A", quantity: 1 }],
+      placedAt: Date.now(),
+      expiresAt: Date.now() + 600_000,
+      idempotencyKey: randomUUID(),
+    });
+}
+
+const ordersOf = (ids: string[]) => world.db.select().from(orders).where(inArray(orders.id, ids));
+
 describe("order_created batches compressed by another producer", () => {
   it("snappy, lz4 and zstd batches each become orders, and the messages behind them too", async () => {
-    const sale = await openSale(world.app, world.services, {
-      skus: [{ sku: "A", totalStock: 50, priceCents: 100 }],
-    });
-    const event = (userId: string) =>
-      encodeOrderCreated({
-        orderId: randomUUID(),
-        saleId: sale.saleId,
-        userId,
-        items: [{ sku: "A", quantity: 1 }],
-        placedAt: Date.now(),
-        expiresAt: Date.now() + 600_000,
-        idempotencyKey: randomUUID(),
-      });
+    const event = await newOrderEvent();
     const topic = world.services.topics.orderCreated;
     const compressed = ["snappy", "lz4", "zstd"].map((codec) => ({
       codec,
@@ -98,7 +110,7 @@ describe("order_created batches compressed by another producer", () => {
     );
     const rows = await eventually(
       async () => {
-        const found = await world.db.select().from(orders).where(inArray(orders.id, ids));
+        const found = await ordersOf(ids);
         return found.length === ids.length ? found : undefined;
       },
       { what: "every order, compressed or not, in MySQL", timeoutMs: 60_000 },
@@ -114,4 +126,42 @@ describe("order_created batches compressed by another producer", () => {
     ]);
     expect(rows.every((r) => r.status === "PENDING")).toBe(true);
   }, 120_000);
+});
+
+describe("a crash kafkajs does not restart the consumer after", () => {
+  it("shows in health, and the runner starts the consumer again until it gets past", async () => {
+    const event = await newOrderEvent();
+    const message = event("after-the-crash");
+    // A process without the snappy codec, as kafkajs ships: its answer to a snappy batch is a
+    // non-retriable crash (KafkaJSNotImplemented, a KafkaJSNonRetriableError), after which it leaves the consumer stopped.
+    const snappy = CompressionCodecs[CompressionTypes.Snappy];
+    CompressionCodecs[CompressionTypes.Snappy] = () => {
+      throw new KafkaJSNonRetriableError("Snappy compression not implemented");
+    };
+    try {
+      await javaProduce(world.services.topics.orderCreated, "snappy", [
+        `${message.key}|${message.value}`,
+      ]);
+      await eventually(
+        async () => {
+          const health = consumer.health();
+          return !health.running && /Snappy/.test(health.lastError ?? "") ? true : undefined;
+        },
+        { what: "the consumer's health to show the crash", timeoutMs: 30_000 },
+      );
+      expect(await ordersOf([JSON.parse(message.value).orderId])).toHaveLength(0);
+    } finally {
+      CompressionCodecs[CompressionTypes.Snappy] = snappy;
+    }
+    // The codec is back (a fix deployed, in this process): a restart reads the batch.
+    const [order] = await eventually(
+      async () => {
+        const found = await ordersOf([JSON.parse(message.value).orderId]);
+        return found.length === 1 ? found : undefined;
+      },
+      { what: "the order behind the crash", timeoutMs: 90_000 },
+    );
+    expect(order?.userId).toBe("after-the-crash");
+    expect(consumer.health().running).toBe(true);
+  }, 150_000);
 });

@@ -3,7 +3,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Batch, Consumer, Kafka, KafkaMessage } from "kafkajs";
 import type { z } from "zod";
 import type { Logger } from "../logger";
-import { consumerDeadLettered, consumerProcessed, consumerRetries } from "../metrics/metrics";
+import {
+  consumerCrashes,
+  consumerDeadLettered,
+  consumerProcessed,
+  consumerRetries,
+} from "../metrics/metrics";
 import type { Component } from "../runtime/component";
 import { describeError, isTransientStoreError } from "../store_errors";
 import {
@@ -154,6 +159,39 @@ export function consumerRunner<E>(
   };
   let consumer: Consumer | undefined;
   let stopping = false;
+  /** Crashes kafkajs gave up on since the last committed chunk; spaces the restarts out. */
+  let crashes = 0;
+  let restartTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * kafkajs restarts a consumer after a retriable crash; after any other (an error it has no
+   * retry for, e.g. a batch it cannot decode) it disconnects it and leaves it so, while the
+   * process runs on: the topic would go unconsumed for good with nothing to show for it. Here
+   * such a crash is counted, logged and shown in health (not running, its error), and the
+   * consumer is started again after a pause: 1 s, doubling, at most 60 s, back to 1 s once a
+   * chunk commits. What was not committed is redelivered, as after any restart. A restart that
+   * fails (the broker away) is tried again the same way.
+   */
+  function restartLater(error: Error) {
+    if (stopping) return;
+    crashes++;
+    health.running = false;
+    health.lastError = describeError(error);
+    const delayMs = Math.min(1_000 * 2 ** (crashes - 1), 60_000);
+    log.error(
+      { err: error, crashes, restartInMs: delayMs },
+      "consumer stopped by an error; restarting",
+    );
+    restartTimer = setTimeout(async () => {
+      restartTimer = undefined;
+      if (stopping) return;
+      const crashed = consumer;
+      consumer = undefined;
+      await crashed?.disconnect().catch(() => {});
+      if (stopping) return;
+      startConsumer().catch((startError: unknown) => restartLater(asError(startError)));
+    }, delayMs);
+  }
 
   async function deadLetter(
     delivery: Omit<Delivery<unknown>, "event"> & { event?: unknown },
@@ -370,48 +408,65 @@ export function consumerRunner<E>(
     return true;
   }
 
+  async function startConsumer() {
+    const c = await subscribedConsumer(
+      kafka,
+      definition.groupId,
+      definition.topic,
+      options.sessionTimeoutMs,
+    );
+    if (stopping) {
+      // stop() came while a restart was subscribing: it had no consumer to disconnect.
+      await c.disconnect().catch(() => {});
+      return;
+    }
+    consumer = c;
+    c.on(c.events.CRASH, ({ payload }) => {
+      if (payload.restart || stopping || c !== consumer) return;
+      consumerCrashes.inc({ topic: definition.topic });
+      restartLater(payload.error);
+    });
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        const running = () => !stopping && isRunning() && !isStale();
+        const seen = new Map<string, Decoded<E>>();
+        let size = chunkSize;
+        for (let start = 0; start < batch.messages.length; ) {
+          const chunk = batch.messages.slice(start, start + size);
+          let outcome: "done" | "stopped";
+          try {
+            outcome = await tracedChunk(chunk, batch.partition, seen, heartbeat, running);
+          } catch (error) {
+            if (!(error instanceof SplitChunk)) throw error;
+            size = 1; // isolate the message that keeps failing
+            continue;
+          }
+          if (outcome === "stopped") return; // not committed: redelivered to the next owner
+          const last = chunk[chunk.length - 1] as KafkaMessage;
+          resolveOffset(last.offset);
+          if (!(await commit(c, batch, last.offset))) return;
+          crashes = 0;
+          start += chunk.length;
+        }
+      },
+    });
+    health.running = true;
+  }
+
   return {
     name,
     health: () => ({ ...health, lag: { ...health.lag } }),
     async start() {
       stopping = false;
-      const c = await subscribedConsumer(
-        kafka,
-        definition.groupId,
-        definition.topic,
-        options.sessionTimeoutMs,
-      );
-      consumer = c;
-      await c.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          const running = () => !stopping && isRunning() && !isStale();
-          const seen = new Map<string, Decoded<E>>();
-          let size = chunkSize;
-          for (let start = 0; start < batch.messages.length; ) {
-            const chunk = batch.messages.slice(start, start + size);
-            let outcome: "done" | "stopped";
-            try {
-              outcome = await tracedChunk(chunk, batch.partition, seen, heartbeat, running);
-            } catch (error) {
-              if (!(error instanceof SplitChunk)) throw error;
-              size = 1; // isolate the message that keeps failing
-              continue;
-            }
-            if (outcome === "stopped") return; // not committed: redelivered to the next owner
-            const last = chunk[chunk.length - 1] as KafkaMessage;
-            resolveOffset(last.offset);
-            if (!(await commit(c, batch, last.offset))) return;
-            start += chunk.length;
-          }
-        },
-      });
-      health.running = true;
+      await startConsumer();
     },
     async stop() {
       stopping = true;
+      clearTimeout(restartTimer);
+      restartTimer = undefined;
       health.running = false;
       // Waits for the batch in progress; what it finished is committed chunk by chunk.
       await consumer?.disconnect();
@@ -426,3 +481,5 @@ class SplitChunk extends Error {}
 const DEAD_LETTERED = Symbol("dead-lettered");
 /** What decoding made of a message: its delivery, or the mark that it was dead-lettered. */
 type Decoded<E> = Delivery<E> | typeof DEAD_LETTERED;
+
+const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));

@@ -88,6 +88,11 @@ export const consumerRetries = counter(
   "Handler calls that failed and were tried again, by topic",
   ["topic"],
 );
+export const consumerCrashes = counter(
+  "flashsale_consumer_crashes_total",
+  "Consumer crashes kafkajs would not restart (the runner restarts them), by topic",
+  ["topic"],
+);
 export const consumerDeadLettered = counter(
   "flashsale_consumer_dead_lettered_total",
   "Messages sent to the dead-letter topic, by source topic",
