@@ -15,7 +15,7 @@ import {
   STOCK_RELEASE_CONSUMER,
 } from "../src/kafka/topics";
 import { eventually } from "./support/context";
-import { persistedOrder, placeOrder } from "./support/orders";
+import { orderCreatedMessage, persistedOrder, placeOrder } from "./support/orders";
 import { simulatedProvider } from "./support/payments";
 import { messageCount, openSale, readMessages } from "./support/sales";
 import { useWorld } from "./support/world";
@@ -251,16 +251,7 @@ describe("a message that does not decode, in a chunk that fails", () => {
     const sale = await openSale(world.app, world.services, {
       skus: [{ sku: "A", totalStock: 50, priceCents: 100 }],
     });
-    const event = (userId: string) =>
-      encodeOrderCreated({
-        orderId: randomUUID(),
-        saleId: sale.saleId,
-        userId,
-        items: [{ sku: "A", quantity: 1 }],
-        placedAt: Date.now(),
-        expiresAt: Date.now() + 600_000,
-        idempotencyKey: randomUUID(),
-      });
+    const event = (userId: string) => orderCreatedMessage(sale.saleId, userId);
     const poison = event("u".repeat(100)); // fails on every try: the chunk is split
     const good = event("after-the-split");
     const topic = world.services.topics.orderCreated;
@@ -390,17 +381,7 @@ describe("a message whose dead letter the broker refuses for its size", () => {
     // Not JSON, and every byte doubles when the dead letter quotes it as a JSON string: the
     // message fits the topic's 1 MiB limit, its dead letter does not.
     const huge = `{${'"'.repeat(700 * 1024)}`;
-    const good = ["a", "b"].map((userId) =>
-      encodeOrderCreated({
-        orderId: randomUUID(),
-        saleId: sale.saleId,
-        userId,
-        items: [{ sku: "A", quantity: 1 }],
-        placedAt: Date.now(),
-        expiresAt: Date.now() + 600_000,
-        idempotencyKey: randomUUID(),
-      }),
-    );
+    const good = ["a", "b"].map((userId) => orderCreatedMessage(sale.saleId, userId));
     const [sent] = await world.services.producer.send({
       topic,
       acks: ACKS_ALL,

@@ -1,15 +1,14 @@
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { inArray } from "drizzle-orm";
 import { CompressionCodecs, CompressionTypes, KafkaJSNonRetriableError } from "kafkajs";
 import { describe, expect, it } from "vitest";
 import { orders } from "../src/db/schema";
-import { encodeOrderCreated } from "../src/events/order_created";
 import { ACKS_ALL } from "../src/kafka/client";
 import type { RunningConsumer } from "../src/kafka/consumer_runner";
 import { orderConsumer } from "./support/components";
 import { eventually } from "./support/context";
+import { orderCreatedMessage } from "./support/orders";
 import { ROOT } from "./support/process";
 import { openSale } from "./support/sales";
 import { useWorld } from "./support/world";
@@ -73,16 +72,7 @@ async function newOrderEvent() {
   const sale = await openSale(world.app, world.services, {
     skus: [{ sku: "A", totalStock: 50, priceCents: 100 }],
   });
-  return (userId: string) =>
-    encodeOrderCreated({
-      orderId: randomUUID(),
-      saleId: sale.saleId,
-      userId,
-      items: [{ sku: "A", quantity: 1 }],
-      placedAt: Date.now(),
-      expiresAt: Date.now() + 600_000,
-      idempotencyKey: randomUUID(),
-    });
+  return (userId: string) => orderCreatedMessage(sale.saleId, userId);
 }
 
 const ordersOf = (ids: string[]) => world.db.select().from(orders).where(inArray(orders.id, ids));

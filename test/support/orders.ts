@@ -1,6 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { expect } from "vitest";
 import { orders } from "../../src/db/schema";
+import { encodeOrderCreated } from "../../src/events/order_created";
 import type { OrderStatus } from "../../src/orders/status";
 import type { OrderItem } from "../../src/sales/reservations";
 import { eventually } from "./context";
@@ -82,5 +84,21 @@ export function cancelOrder(world: World, orderId: string, reason?: string) {
     method: "POST",
     headers: adminHeaders(world.services),
     ...(reason === undefined ? {} : { body: JSON.stringify({ reason }) }),
+  });
+}
+
+/**
+ * An order_created message for one unit of SKU A of `saleId`, as the API publishes it, for
+ * tests that put messages on the topic themselves (no reservation is taken in Redis).
+ */
+export function orderCreatedMessage(saleId: string, userId: string) {
+  return encodeOrderCreated({
+    orderId: randomUUID(),
+    saleId,
+    userId,
+    items: [{ sku: "A", quantity: 1 }],
+    placedAt: Date.now(),
+    expiresAt: Date.now() + 600_000,
+    idempotencyKey: randomUUID(),
   });
 }
