@@ -385,7 +385,10 @@ describe("a message whose dead letter the broker refuses for its size", () => {
     const [sent] = await world.services.producer.send({
       topic,
       acks: ACKS_ALL,
-      messages: [{ key: "huge", value: huge }, ...good].map((m) => ({ ...m, partition: 0 })),
+      messages: [{ key: "k".repeat(2_048), value: huge }, ...good].map((m) => ({
+        ...m,
+        partition: 0,
+      })),
     });
     const hugeOffset = String(sent?.baseOffset);
 
@@ -403,6 +406,7 @@ describe("a message whose dead letter the broker refuses for its size", () => {
       },
     });
     expect(letter?.value.payload).toBeUndefined();
+    expect(letter?.key).toBe("null"); // a 2 KiB key is left off too
     expect(String(letter?.value.error)).toMatch(/^malformed JSON/);
     expect(await deadLetterAudits(topic, hugeOffset)).toHaveLength(1);
   }, 60_000);

@@ -22,7 +22,7 @@ const eventIdOf = ({ topic, partition, message }: MessageSource) =>
     128,
   );
 
-/** Header values longer than this are left off a dead letter sent without its payload. */
+/** A key or header value longer than this is left off a dead letter sent without its payload. */
 const SUMMARY_HEADER_BYTES = 1_024;
 
 /**
@@ -33,7 +33,7 @@ const SUMMARY_HEADER_BYTES = 1_024;
  * A dead letter is larger than its message (the payload quoted as a JSON string: a payload of
  * quotes or control characters doubles or more). When the broker refuses it for its size, a
  * summary goes instead: no payload but its size and SHA-256 (`payloadOmitted`), the short
- * headers only. Without it the refusal would come back on every try and hold the partition for
+ * headers and key only. Without it the refusal would come back on every try and hold the partition for
  * good. The message itself stays on its topic, at the offset the summary names, until the
  * topic's retention; it cannot be re-driven from the DLQ (docs/operations.md).
  */
@@ -46,11 +46,11 @@ async function sendToDeadLetter(
   const { topic, partition, message } = source;
   const where = { topic, partition, offset: message.offset, error, alreadyApplied };
   const own = { "event-id": eventIdOf(source), error: error.slice(0, 500) };
-  const send = (value: object, headers: IHeaders) =>
+  const send = (value: object, headers: IHeaders, key = message.key) =>
     services.producer.send({
       topic: services.topics.deadLetter(topic),
       acks: ACKS_ALL,
-      messages: [{ key: message.key, value: JSON.stringify(value), headers }],
+      messages: [{ key, value: JSON.stringify(value), headers }],
     });
   const payload = message.value ?? Buffer.alloc(0);
   try {
@@ -73,6 +73,7 @@ async function sendToDeadLetter(
         },
       },
       { ...Object.fromEntries(short), ...own, "payload-omitted": "true" },
+      message.key && message.key.length > SUMMARY_HEADER_BYTES ? null : message.key,
     );
   }
 }
