@@ -23,7 +23,7 @@ const eventIdOf = ({ topic, partition, message }: MessageSource) =>
   );
 
 /** A key or header value longer than this is left off a dead letter sent without its payload. */
-const SUMMARY_HEADER_BYTES = 1_024;
+const SUMMARY_FIELD_BYTES = 1_024;
 
 /**
  * Sends a message that cannot be processed to `<topic>.dlq`, with the original payload, where
@@ -60,7 +60,7 @@ async function sendToDeadLetter(
   } catch (sendError) {
     if (!isRefusedMessage(sendError)) throw sendError;
     const short = Object.entries(message.headers ?? {}).filter(
-      ([, value]) => value === undefined || String(value).length <= SUMMARY_HEADER_BYTES,
+      ([, value]) => value === undefined || String(value).length <= SUMMARY_FIELD_BYTES,
     );
     await send(
       {
@@ -73,7 +73,7 @@ async function sendToDeadLetter(
         },
       },
       { ...Object.fromEntries(short), ...own, "payload-omitted": "true" },
-      message.key && message.key.length > SUMMARY_HEADER_BYTES ? null : message.key,
+      message.key && message.key.length > SUMMARY_FIELD_BYTES ? null : message.key,
     );
   }
 }
