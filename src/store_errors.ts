@@ -64,6 +64,10 @@ export function isTransientStoreError(error: unknown): boolean {
   return false;
 }
 
+/** What was thrown, as an Error (a thrown string or object becomes one with its text). */
+export const asError = (error: unknown): Error =>
+  error instanceof Error ? error : new Error(String(error));
+
 /**
  * An error's message followed by its causes' messages, for logs and dead-letter records:
  * drizzle's "Failed query: <sql>" says nothing of why, the server's reason is in its cause.

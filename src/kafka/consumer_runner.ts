@@ -10,7 +10,7 @@ import {
   consumerRetries,
 } from "../metrics/metrics";
 import type { Component } from "../runtime/component";
-import { describeError, isTransientStoreError } from "../store_errors";
+import { asError, describeError, isTransientStoreError } from "../store_errors";
 import {
   contextWithSpan,
   endSpan,
@@ -481,5 +481,3 @@ class SplitChunk extends Error {}
 const DEAD_LETTERED = Symbol("dead-lettered");
 /** What decoding made of a message: its delivery, or the mark that it was dead-lettered. */
 type Decoded<E> = Delivery<E> | typeof DEAD_LETTERED;
-
-const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));

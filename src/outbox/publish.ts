@@ -5,6 +5,7 @@ import { type OutboxRow, outbox } from "../db/schema";
 import { ACKS_ALL } from "../kafka/client";
 import { isRefusedMessage } from "../kafka/errors";
 import type { Services } from "../services";
+import { asError } from "../store_errors";
 import {
   contextOfTraceparent,
   contextWithSpan,
@@ -194,5 +195,3 @@ async function send(services: Services, rows: OutboxRow[]): Promise<void> {
   }
   for (const span of spans) endSpan(span);
 }
-
-const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
