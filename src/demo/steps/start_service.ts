@@ -1,5 +1,4 @@
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { freePort } from "../../runtime/free_port";
 import { ServiceProcess } from "../processes";
 import type { DemoStores } from "./stores";
 
@@ -65,15 +64,4 @@ export async function startService(
 /** Stops the processes, the last started first. */
 export async function stopService(running: ServiceProcess[]): Promise<void> {
   for (const p of running.reverse()) await p.stop().catch(() => {});
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
