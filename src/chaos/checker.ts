@@ -135,6 +135,31 @@ export async function checkInvariants(input: CheckInput): Promise<string[]> {
       fail(`order ${id} answered for key ${key} carries another key`);
   }
 
+  // Each order was made by the consumer through the idempotency log: its order_created has a
+  // DONE row (the log is what stops a redelivery, and what the reconcilers judge "lost" by).
+  const logged = saleOrders.length
+    ? await db
+        .select({ eventId: idempotencyLog.eventId })
+        .from(idempotencyLog)
+        .where(
+          and(
+            eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+            eq(idempotencyLog.status, "DONE"),
+            inArray(
+              idempotencyLog.eventId,
+              saleOrders.map((o) => orderCreatedEventId(o.id)),
+            ),
+          ),
+        )
+    : [];
+  const done = new Set(logged.map((r) => r.eventId));
+  for (const o of saleOrders) {
+    if (!done.has(orderCreatedEventId(o.id)))
+      fail(
+        `order ${o.id} (${o.status}) has no DONE row for its order_created in the idempotency log`,
+      );
+  }
+
   // Each payment event applied at most once; each order paid at most once.
   const applied = await db
     .select({ orderId: payments.orderId, n: sql<number>`count(*)` })

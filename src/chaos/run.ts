@@ -30,6 +30,7 @@ import { createServices, type Services } from "../services";
 import { checkInvariants } from "./checker";
 import { type ProcessClock, processClock } from "./clock";
 import { type ProcessSetup, startCluster } from "./cluster";
+import { type CommitWatch, watchCommits } from "./commit_watch";
 import { type FaultKind, type PlannedFault, type ProcessName, planFaults } from "./faults";
 import { runLoad } from "./load";
 import {
@@ -130,6 +131,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     namespace,
   };
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
+  let commits: CommitWatch | undefined;
   const frozen = new Set<{ thaw(): void }>();
   const plan = planFaults(o.seed, o.durationMs, o.faults);
   const tag = namespace.slice(-6);
@@ -196,6 +198,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     o.progress(`seed ${o.seed}: sale ${sale.saleId} open, ${o.buyers} buyers for ${o.units} units`);
 
     const started = Date.now();
+    commits = await watchCommits(services, { startedAt: started });
     const load = runLoad(
       {
         saleId: sale.saleId,
@@ -303,6 +306,12 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     // the others to carry its share, or nobody: the process runs on, looking healthy).
     const consumers = [...cluster.processes.keys()].filter((n) => n.startsWith("consumer-"));
     result.violations.push(...(await groupsAtStrength(services, consumers.length)));
+    const watched = await commits.stop();
+    commits = undefined;
+    result.violations.push(...watched.violations);
+    o.progress(
+      `  commit watch: ${watched.checked} messages held against MySQL as the group committed past them (${watched.samples} samples)`,
+    );
     // Each process's last output, for the post-mortem of a failed run (removed if it passes).
     mkdirSync(logDir, { recursive: true });
     for (const [name, p] of cluster.processes)
@@ -333,6 +342,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     return result;
   } finally {
     for (const f of frozen) f.thaw();
+    await commits?.stop().catch(() => {});
     try {
       network?.heal();
     } catch {

@@ -1,0 +1,156 @@
+import { and, eq, inArray } from "drizzle-orm";
+import type { Consumer } from "kafkajs";
+import { idempotencyLog } from "../db/schema";
+import { orderCreatedEventId } from "../events/order_created";
+import { groupId, ORDER_CREATED_CONSUMER } from "../kafka/topics";
+import type { Services } from "../services";
+
+/**
+ * Watches "offsets committed after the commit" while the run goes on, from the stores alone.
+ *
+ * The end state cannot show an offset committed early: the message it skipped leaves a
+ * reservation with no order, which the orders reconciler replays (RECONCILE_LOST_GRACE_SECONDS
+ * later) and the order arrives after all. So every `intervalMs` the watch reads the
+ * order_created group's committed offsets from the broker, then at once the events MySQL holds
+ * an outcome for (a DONE or FAILED log row), and holds every message below a committed offset
+ * against them: one without its row was committed past before MySQL had it, which the runner
+ * never does (it commits a chunk after the chunk's transaction).
+ *
+ * Which message sits at which offset comes from a recorder of its own: a consumer in the
+ * namespace's group space that reads the topic from its start and never commits (its group is
+ * dropped with the namespace). A sample is skipped while the broker or MySQL does not answer
+ * (a fault is on): the next one covers the same offsets.
+ */
+export interface CommitWatch {
+  /** Stops sampling and the recorder. */
+  stop(): Promise<CommitWatchResult>;
+}
+
+export interface CommitWatchResult {
+  /** One line per message committed past before MySQL held its outcome. */
+  violations: string[];
+  /** Messages held against MySQL once they were below a committed offset. */
+  checked: number;
+  /** Samples the broker answered (the others fell in a fault). */
+  samples: number;
+}
+
+interface Recorded {
+  offset: number;
+  orderId: string;
+}
+
+export async function watchCommits(
+  services: Services,
+  options: { intervalMs?: number; startedAt: number },
+): Promise<CommitWatch> {
+  const { admin, database, topics, config } = services;
+  const topic = topics.orderCreated;
+  const group = groupId(config.namespace, ORDER_CREATED_CONSUMER);
+  const intervalMs = options.intervalMs ?? 200;
+  /** partition → the messages recorded so far, in offset order. */
+  const recorded = new Map<number, Recorded[]>();
+  const reported = new Set<string>();
+  const violations: string[] = [];
+  let samples = 0;
+
+  const recorder: Consumer = services.kafka.consumer({
+    groupId: groupId(config.namespace, "chaos_commit_watch"),
+    // A recorder that falls behind during a broker fault must not be thrown out for good.
+    sessionTimeout: 30_000,
+  });
+  await recorder.connect();
+  await recorder.subscribe({ topic, fromBeginning: true });
+  await recorder.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      const list = recorded.get(batch.partition) ?? [];
+      recorded.set(batch.partition, list);
+      const last = list[list.length - 1]?.offset ?? -1;
+      for (const message of batch.messages) {
+        const offset = Number(message.offset);
+        if (offset <= last) continue; // redelivered after a rejoin
+        const orderId = orderIdOf(message.value);
+        if (orderId) list.push({ offset, orderId });
+      }
+    },
+  });
+
+  const sample = async () => {
+    const committed = new Map<number, number>();
+    const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    for (const p of entry?.partitions ?? []) {
+      if (Number(p.offset) >= 0) committed.set(p.partition, Number(p.offset));
+    }
+    const at = Date.now() - options.startedAt;
+    samples++;
+    // What MySQL holds right after: a correct runner committed each offset after its row.
+    const below = [...recorded].flatMap(([partition, list]) =>
+      list
+        .filter((m) => m.offset < (committed.get(partition) ?? 0))
+        .filter((m) => !reported.has(`${partition}@${m.offset}`))
+        .map((m) => ({ partition, ...m })),
+    );
+    if (below.length === 0) return;
+    const rows = await database.db
+      .select({ eventId: idempotencyLog.eventId })
+      .from(idempotencyLog)
+      .where(
+        and(
+          eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+          inArray(idempotencyLog.status, ["DONE", "FAILED"]),
+          inArray(idempotencyLog.eventId, [
+            ...new Set(below.map((m) => orderCreatedEventId(m.orderId))),
+          ]),
+        ),
+      );
+    const settled = new Set(rows.map((r) => r.eventId));
+    for (const m of below) {
+      const where = `${m.partition}@${m.offset}`;
+      if (settled.has(orderCreatedEventId(m.orderId))) {
+        reported.add(where); // checked once: rows are never taken back
+        continue;
+      }
+      reported.add(where);
+      violations.push(
+        `offset committed early: order_created ${where} (order ${m.orderId}) was committed past at +${(at / 1000).toFixed(1)} s with no outcome in MySQL`,
+      );
+    }
+  };
+
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      await withDeadline(sample(), 5_000).catch(() => {
+        // the broker or MySQL is under a fault: the next sample covers the same offsets
+      });
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  })();
+
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      await recorder.disconnect().catch(() => {});
+      return { violations, checked: reported.size, samples };
+    },
+  };
+}
+
+function orderIdOf(value: Buffer | null): string | undefined {
+  try {
+    const event = JSON.parse(value?.toString("utf8") ?? "") as { orderId?: unknown };
+    return typeof event.orderId === "string" ? event.orderId : undefined;
+  } catch {
+    return undefined; // not an order_created the load wrote: nothing to hold it against
+  }
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
