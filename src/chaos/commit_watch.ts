@@ -50,6 +50,8 @@ export async function watchCommits(
   const intervalMs = options.intervalMs ?? 200;
   /** partition → the messages recorded so far, in offset order. */
   const recorded = new Map<number, Recorded[]>();
+  /** partition → the offset after the last message the recorder read. */
+  const position = new Map<number, number>();
   const reported = new Set<string>();
   const violations: string[] = [];
   let samples = 0;
@@ -66,10 +68,10 @@ export async function watchCommits(
     eachBatch: async ({ batch }) => {
       const list = recorded.get(batch.partition) ?? [];
       recorded.set(batch.partition, list);
-      const last = list[list.length - 1]?.offset ?? -1;
       for (const message of batch.messages) {
         const offset = Number(message.offset);
-        if (offset <= last) continue; // redelivered after a rejoin
+        if (offset < (position.get(batch.partition) ?? 0)) continue; // read again after a rejoin
+        position.set(batch.partition, offset + 1);
         const orderId = orderIdOf(message.value);
         if (orderId) list.push({ offset, orderId });
       }
@@ -84,14 +86,9 @@ export async function watchCommits(
     }
     const at = Date.now() - options.startedAt;
     samples++;
-    // What MySQL holds right after: a correct runner committed each offset after its row.
-    const below = [...recorded].flatMap(([partition, list]) =>
-      list
-        .filter((m) => m.offset < (committed.get(partition) ?? 0))
-        .filter((m) => !reported.has(`${partition}@${m.offset}`))
-        .map((m) => ({ partition, ...m })),
-    );
-    if (below.length === 0) return;
+    // What MySQL holds right after: a correct runner committed each offset after its row. All
+    // of the consumer's settled rows (the run's database is its own), read before waiting for
+    // the recorder, so a row written meanwhile cannot hide an early commit.
     const rows = await database.db
       .select({ eventId: idempotencyLog.eventId })
       .from(idempotencyLog)
@@ -99,23 +96,30 @@ export async function watchCommits(
         and(
           eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
           inArray(idempotencyLog.status, ["DONE", "FAILED"]),
-          inArray(idempotencyLog.eventId, [
-            ...new Set(below.map((m) => orderCreatedEventId(m.orderId))),
-          ]),
         ),
       );
     const settled = new Set(rows.map((r) => r.eventId));
-    for (const m of below) {
-      const where = `${m.partition}@${m.offset}`;
-      if (settled.has(orderCreatedEventId(m.orderId))) {
-        reported.add(where); // checked once: rows are never taken back
-        continue;
+    await recorderReaches(committed);
+    for (const [partition, list] of recorded) {
+      const below = committed.get(partition) ?? 0;
+      for (const m of list) {
+        const where = `${partition}@${m.offset}`;
+        if (m.offset >= below || reported.has(where)) continue;
+        reported.add(where); // checked once: a settled row is never taken back
+        if (settled.has(orderCreatedEventId(m.orderId))) continue;
+        violations.push(
+          `order_created ${where} (order ${m.orderId}) was committed past at +${(at / 1000).toFixed(1)} s while the idempotency log held no outcome for it`,
+        );
       }
-      reported.add(where);
-      violations.push(
-        `offset committed early: order_created ${where} (order ${m.orderId}) was committed past at +${(at / 1000).toFixed(1)} s with no outcome in MySQL`,
-      );
     }
+  };
+
+  /** Waits (up to a second) until the recorder has read every partition up to `offsets`. */
+  const recorderReaches = async (offsets: Map<number, number>) => {
+    const deadline = Date.now() + 1_000;
+    const behind = () =>
+      [...offsets].some(([partition, offset]) => (position.get(partition) ?? 0) < offset);
+    while (behind() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   };
 
   let stopped = false;

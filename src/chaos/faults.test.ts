@@ -3,6 +3,7 @@ import {
   CLOCK_TARGETS,
   CONSUMER_NAMES,
   FAULT_KINDS,
+  formatFaults,
   isolatedConsumer,
   parseFaults,
   planFaults,
@@ -84,5 +85,8 @@ describe("the campaign's fault schedule", () => {
     expect(parseFaults("all")).toEqual([...FAULT_KINDS]);
     expect(parseFaults("none")).toEqual([]);
     expect(() => parseFaults("kill,meteor")).toThrow(/unknown fault meteor/);
+    // The replay command a violation prints gives its run's faults back, "none" included.
+    for (const kinds of [[], ["kill"], ["partition", "clock-jump"], [...FAULT_KINDS]] as const)
+      expect(parseFaults(formatFaults(kinds))).toEqual(kinds);
   });
 });

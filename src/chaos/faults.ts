@@ -151,6 +151,11 @@ function holdFor(kind: FaultKind, jitter: number): number {
   }
 }
 
+/** The `--faults` value that parseFaults reads back as `kinds` ("none" for no fault). */
+export function formatFaults(kinds: readonly FaultKind[]): string {
+  return kinds.length === 0 ? "none" : kinds.join(",");
+}
+
 export function parseFaults(raw: string): FaultKind[] {
   if (raw === "all") return [...FAULT_KINDS];
   if (raw === "none") return [];

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { killAllClusters } from "./cluster";
-import { FAULT_KINDS, type FaultKind, parseFaults } from "./faults";
+import { FAULT_KINDS, type FaultKind, formatFaults, parseFaults } from "./faults";
 import { closeAllNetworks, sweepLeftoverNetworks } from "./netns";
 import { type RunResult, runOnce } from "./run";
 
@@ -134,7 +134,7 @@ for (let i = 0; i < options.runs; i++) {
   if (result.logDir) console.error(`  the processes' last output: ${result.logDir}/`);
   if (result.violations.length > 0) {
     console.error(
-      `  replay: node_modules/.bin/bun run chaos --seed ${seed} --runs 1 --duration ${options.durationS} --faults ${faults.join(",")} --buyers ${options.buyers} --units ${options.units} --keep`,
+      `  replay: node_modules/.bin/bun run chaos --seed ${seed} --runs 1 --duration ${options.durationS} --faults ${formatFaults(faults)} --buyers ${options.buyers} --units ${options.units} --keep`,
     );
   }
 }
