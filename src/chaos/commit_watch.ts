@@ -17,8 +17,8 @@ import type { Services } from "../services";
  * never does (it commits a chunk after the chunk's transaction).
  *
  * Which message sits at which offset comes from a recorder of its own: a consumer in the
- * namespace's group space that reads the topic from its start and never commits (its group is
- * dropped with the namespace). A sample is skipped while the broker or MySQL does not answer
+ * namespace's group space that reads the topic from its start and never commits; its group is
+ * deleted when the watch stops. A sample is skipped while the broker or MySQL does not answer
  * (a fault is on): the next one covers the same offsets.
  */
 export interface CommitWatch {
@@ -56,13 +56,22 @@ export async function watchCommits(
   const violations: string[] = [];
   let samples = 0;
 
+  const recorderGroup = groupId(config.namespace, "chaos_commit_watch");
   const recorder: Consumer = services.kafka.consumer({
-    groupId: groupId(config.namespace, "chaos_commit_watch"),
+    groupId: recorderGroup,
     // A recorder that falls behind during a broker fault must not be thrown out for good.
     sessionTimeout: 30_000,
   });
   await recorder.connect();
   await recorder.subscribe({ topic, fromBeginning: true });
+  // Watching starts once the recorder has its partitions: until then no offset can be judged.
+  const joined = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 30_000);
+    recorder.on(recorder.events.GROUP_JOIN, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
   await recorder.run({
     autoCommit: false,
     eachBatch: async ({ batch }) => {
@@ -122,6 +131,7 @@ export async function watchCommits(
     while (behind() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   };
 
+  await joined;
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
@@ -137,6 +147,8 @@ export async function watchCommits(
       stopped = true;
       await loop;
       await recorder.disconnect().catch(() => {});
+      // It never committed, but its group would stay listed until the namespace is dropped.
+      await admin.deleteGroups([recorderGroup]).catch(() => {});
       return { violations, checked: reported.size, samples };
     },
   };
