@@ -251,6 +251,22 @@ export async function checkInvariants(input: CheckInput): Promise<string[]> {
   for (const row of (unaudited as unknown as [{ kind: string; entity_id: string }[]])[0] ?? [])
     fail(`repair ${row.kind} of ${row.entity_id} has no audit row`);
 
+  // Nothing dead-lettered: the load writes only messages the service itself produces, so a
+  // dead letter is a message the pipeline failed to handle (counted on the DLQ topics, with
+  // the reasons the consumers audited).
+  for (const topic of services.topics.all().filter((t) => t.endsWith(".dlq"))) {
+    const partitions = await services.admin.fetchTopicOffsets(topic);
+    const n = partitions.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+    if (n > 0) fail(`${n} message(s) dead-lettered to ${topic}`);
+  }
+  const deadLettered = await db
+    .select({ actor: auditLog.actor, entityId: auditLog.entityId, reason: auditLog.reason })
+    .from(auditLog)
+    .where(eq(auditLog.action, "MESSAGE_DEAD_LETTERED"))
+    .limit(5);
+  for (const d of deadLettered)
+    fail(`${d.actor} dead-lettered ${d.entityId}: ${String(d.reason).slice(0, 200)}`);
+
   // A second reconcile pass finds nothing.
   for (const f of input.secondPassFindings) fail(`second reconcile pass found ${f}`);
   return violations;
