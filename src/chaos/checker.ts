@@ -110,24 +110,13 @@ export async function checkInvariants(input: CheckInput): Promise<string[]> {
 
   // Nothing lost: every 202 is an order, or a reservation released with its reason logged.
   const notInMysql = [...orderOfKey].filter(([, id]) => !byId.has(id));
-  const failedLog = notInMysql.length
-    ? await db
-        .select({ eventId: idempotencyLog.eventId, lastError: idempotencyLog.lastError })
-        .from(idempotencyLog)
-        .where(
-          and(
-            eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
-            eq(idempotencyLog.status, "FAILED"),
-            inArray(
-              idempotencyLog.eventId,
-              notInMysql.map(([, id]) => orderCreatedEventId(id)),
-            ),
-          ),
-        )
-    : [];
-  const released = new Set(failedLog.map((r) => r.eventId));
+  const released = await loggedOrders(
+    db,
+    "FAILED",
+    notInMysql.map(([, id]) => id),
+  );
   for (const [key, id] of notInMysql) {
-    if (!released.has(orderCreatedEventId(id))) fail(`lost: 202 ${id} (key ${key}) is nowhere`);
+    if (!released.has(id)) fail(`lost: 202 ${id} (key ${key}) is nowhere`);
   }
   for (const [key, id] of orderOfKey) {
     const order = byId.get(id);
@@ -137,24 +126,13 @@ export async function checkInvariants(input: CheckInput): Promise<string[]> {
 
   // Each order was made by the consumer through the idempotency log: its order_created has a
   // DONE row (the log is what stops a redelivery, and what the reconcilers judge "lost" by).
-  const logged = saleOrders.length
-    ? await db
-        .select({ eventId: idempotencyLog.eventId })
-        .from(idempotencyLog)
-        .where(
-          and(
-            eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
-            eq(idempotencyLog.status, "DONE"),
-            inArray(
-              idempotencyLog.eventId,
-              saleOrders.map((o) => orderCreatedEventId(o.id)),
-            ),
-          ),
-        )
-    : [];
-  const done = new Set(logged.map((r) => r.eventId));
+  const done = await loggedOrders(
+    db,
+    "DONE",
+    saleOrders.map((o) => o.id),
+  );
   for (const o of saleOrders) {
-    if (!done.has(orderCreatedEventId(o.id)))
+    if (!done.has(o.id))
       fail(
         `order ${o.id} (${o.status}) has no DONE row for its order_created in the idempotency log`,
       );
@@ -270,4 +248,25 @@ export async function checkInvariants(input: CheckInput): Promise<string[]> {
   // A second reconcile pass finds nothing.
   for (const f of input.secondPassFindings) fail(`second reconcile pass found ${f}`);
   return violations;
+}
+
+/** Which of `orderIds` have their order_created logged with `status` in the idempotency log. */
+async function loggedOrders(
+  db: Services["database"]["db"],
+  status: "DONE" | "FAILED",
+  orderIds: string[],
+): Promise<Set<string>> {
+  if (orderIds.length === 0) return new Set();
+  const rows = await db
+    .select({ eventId: idempotencyLog.eventId })
+    .from(idempotencyLog)
+    .where(
+      and(
+        eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
+        eq(idempotencyLog.status, status),
+        inArray(idempotencyLog.eventId, orderIds.map(orderCreatedEventId)),
+      ),
+    );
+  const byEvent = new Map(orderIds.map((id) => [orderCreatedEventId(id), id]));
+  return new Set(rows.map((r) => byEvent.get(r.eventId) as string));
 }

@@ -19,6 +19,8 @@ export async function freePort(): Promise<number> {
     if (handedOut.has(port)) continue;
     if (await bindable(port)) {
       handedOut.add(port);
+      // The oldest goes: its child bound it long ago (or never will).
+      if (handedOut.size > 1_000) handedOut.delete(handedOut.values().next().value as number);
       return port;
     }
   }
@@ -27,7 +29,10 @@ export async function freePort(): Promise<number> {
   );
 }
 
-/** Ports this process handed out: two children asked for ports in a row never get the same. */
+/**
+ * The last 1,000 ports this process handed out: two children asked for ports in a row never
+ * get the same one, even before either has bound it.
+ */
 const handedOut = new Set<number>();
 
 /** [low, low + size): from 20000 up to the ephemeral range's first port (32768 by default). */
