@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { watchCommits } from "../src/chaos/commit_watch";
-import { idempotencyLog } from "../src/db/schema";
+import { idempotencyLog, payments } from "../src/db/schema";
 import { orderCreatedEventId } from "../src/events/order_created";
-import { groupId, ORDER_CREATED_CONSUMER } from "../src/kafka/topics";
+import { paymentEventId } from "../src/events/payment_completed";
+import { groupId, ORDER_CREATED_CONSUMER, PAYMENT_COMPLETED_CONSUMER } from "../src/kafka/topics";
 import { orderCreatedMessage } from "./support/orders";
 import { useWorld } from "./support/world";
 
@@ -53,12 +55,71 @@ describe("the chaos commit watch", () => {
     expect(result.samples).toBeGreaterThan(0);
     expect(result.checked).toBe(4);
     expect(result.violations).toHaveLength(2);
-    expect(result.violations[0]).toContain(`order_created 0@2 (order ${orderIds[2]})`);
-    expect(result.violations[1]).toContain(`order_created 0@3 (order ${orderIds[3]})`);
+    expect(result.violations[0]).toContain(
+      `order_created:0@2 (order ${orderIds[2]}) was committed past by the order_created group`,
+    );
+    expect(result.violations[1]).toContain(`order_created:0@3 (order ${orderIds[3]})`);
     // Its recorder's group went with the watch: nothing of it stays on the broker.
     const { groups } = await services.admin.listGroups();
     expect(groups.map((g) => g.groupId)).not.toContain(
       groupId(services.config.namespace, "chaos_commit_watch"),
     );
+  }, 60_000);
+
+  it("holds payment_completed commits against the log and the payments table (a parked payment has only its row there)", async () => {
+    const { services } = world;
+    const topic = services.topics.paymentCompleted;
+    const orderId = randomUUID();
+    const event = (eventId: string) => ({
+      key: orderId,
+      partition: 0,
+      value: JSON.stringify({
+        type: "payment_completed",
+        eventId,
+        orderId,
+        status: "succeeded",
+        amountCents: 100,
+        currency: "EUR",
+        receivedAt: Date.now(),
+      }),
+    });
+    await services.producer.send({
+      topic,
+      messages: [event("pay-logged"), event("pay-parked"), event("pay-lost")],
+    });
+    const watch = await watchCommits(services, { startedAt: Date.now(), intervalMs: 50 });
+    let result: Awaited<ReturnType<typeof watch.stop>> | undefined;
+    try {
+      await services.database.db.insert(idempotencyLog).values({
+        consumer: PAYMENT_COMPLETED_CONSUMER,
+        eventId: paymentEventId("pay-logged"),
+        status: "DONE",
+        payloadHash: "0".repeat(64),
+        orderId,
+      });
+      await services.database.db.insert(payments).values({
+        eventId: "pay-parked",
+        orderId,
+        status: "succeeded",
+        amountCents: 100,
+        currency: "EUR",
+        outcome: "AWAITING_ORDER",
+        receivedAt: new Date(),
+      });
+      await services.admin.setOffsets({
+        groupId: groupId(services.config.namespace, PAYMENT_COMPLETED_CONSUMER),
+        topic,
+        partitions: [{ partition: 0, offset: "3" }],
+      });
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      result = await watch.stop();
+    }
+    // (The order_created messages of the test above are still there, judged again.)
+    expect(result.violations.filter((v) => v.startsWith("payment_completed"))).toEqual([
+      expect.stringContaining(
+        `payment_completed:0@2 (order ${orderId}) was committed past by the payment_completed group`,
+      ),
+    ]);
   }, 60_000);
 });

@@ -1,25 +1,26 @@
 import { and, eq, inArray } from "drizzle-orm";
 import type { Consumer } from "kafkajs";
-import { idempotencyLog } from "../db/schema";
-import { orderCreatedEventId } from "../events/order_created";
-import { groupId, ORDER_CREATED_CONSUMER } from "../kafka/topics";
+import { idempotencyLog, payments } from "../db/schema";
+import { paymentEventId } from "../events/payment_completed";
+import { groupId, ORDER_CREATED_CONSUMER, PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
 import type { Services } from "../services";
 
 /**
  * Watches "offsets committed after the commit" while the run goes on, from the stores alone.
  *
- * The end state cannot show an offset committed early: the message it skipped leaves a
- * reservation with no order, which the orders reconciler replays (RECONCILE_LOST_GRACE_SECONDS
- * later) and the order arrives after all. So every `intervalMs` the watch reads the
- * order_created group's committed offsets from the broker, then at once the events MySQL holds
- * an outcome for (a DONE or FAILED log row), and holds every message below a committed offset
- * against them: one without its row was committed past before MySQL had it, which the runner
- * never does (it commits a chunk after the chunk's transaction).
+ * The end state cannot show an offset committed early: the order_created message it skipped
+ * leaves a reservation with no order, which the orders reconciler replays
+ * (RECONCILE_LOST_GRACE_SECONDS later), and the order arrives after all. So every `intervalMs`
+ * the watch reads a consumer group's committed offsets from the broker, then at once the
+ * events MySQL holds an outcome for, and holds every message below a committed offset against
+ * them: one without its outcome was committed past before MySQL had it, which the runner never
+ * does (it commits a chunk after the chunk's transaction). Watched: the two consumers that keep
+ * the idempotency log, order_created and payment_completed.
  *
  * Which message sits at which offset comes from a recorder of its own: a consumer in the
- * namespace's group space that reads the topic from its start and never commits; its group is
- * deleted when the watch stops. A sample is skipped while the broker or MySQL does not answer
- * (a fault is on): the next one covers the same offsets.
+ * namespace's group space that reads the topics from their start and never commits; its group
+ * is deleted when the watch stops. A sample is skipped while the broker or MySQL does not
+ * answer (a fault is on): the next one covers the same offsets.
  */
 export interface CommitWatch {
   /** Stops sampling and the recorder. */
@@ -37,21 +38,77 @@ export interface CommitWatchResult {
 
 interface Recorded {
   offset: number;
+  /** The event's id in its consumer's idempotency log. */
+  eventId: string;
   orderId: string;
+}
+
+/** A consumer whose every committed message leaves its outcome in MySQL first. */
+interface Watched {
+  consumer: string;
+  topic: string;
+  /** The message's id in the consumer's idempotency log, from its payload. */
+  eventIdOf(event: { eventId?: unknown }): string | undefined;
+  /** Every event id the consumer has an outcome for in MySQL. */
+  settled(db: Services["database"]["db"]): Promise<Set<string>>;
+}
+
+/** DONE or FAILED log rows: what the consumer did with the event, or that it gave up on it. */
+const loggedOutcomes = async (db: Services["database"]["db"], consumer: string) =>
+  (
+    await db
+      .select({ eventId: idempotencyLog.eventId })
+      .from(idempotencyLog)
+      .where(
+        and(
+          eq(idempotencyLog.consumer, consumer),
+          inArray(idempotencyLog.status, ["DONE", "FAILED"]),
+        ),
+      )
+  ).map((r) => r.eventId);
+
+/**
+ * The two consumers that keep the log. The other three keep none (their effects are idempotent
+ * through Redis markers and the provider's keys), so there is no row to hold a commit against.
+ */
+function watchedConsumers(services: Services): Watched[] {
+  const text = (v: unknown) => (typeof v === "string" && v.length > 0 ? v : undefined);
+  return [
+    {
+      consumer: ORDER_CREATED_CONSUMER,
+      topic: services.topics.orderCreated,
+      eventIdOf: (e) => text(e.eventId),
+      settled: async (db) => new Set(await loggedOutcomes(db, ORDER_CREATED_CONSUMER)),
+    },
+    {
+      consumer: PAYMENT_COMPLETED_CONSUMER,
+      topic: services.topics.paymentCompleted,
+      eventIdOf: (e) => (text(e.eventId) ? paymentEventId(e.eventId as string) : undefined),
+      // A payment parked for its order, or one seen again after its log row was purged, has
+      // its outcome in a payments row instead.
+      settled: async (db) => {
+        const [logged, recorded] = await Promise.all([
+          loggedOutcomes(db, PAYMENT_COMPLETED_CONSUMER),
+          db.select({ eventId: payments.eventId }).from(payments),
+        ]);
+        return new Set([...logged, ...recorded.map((r) => paymentEventId(r.eventId))]);
+      },
+    },
+  ];
 }
 
 export async function watchCommits(
   services: Services,
   options: { intervalMs?: number; startedAt: number },
 ): Promise<CommitWatch> {
-  const { admin, database, topics, config } = services;
-  const topic = topics.orderCreated;
-  const group = groupId(config.namespace, ORDER_CREATED_CONSUMER);
+  const { admin, database, config } = services;
+  const watched = watchedConsumers(services);
+  const byTopic = new Map(watched.map((w) => [w.topic, w]));
   const intervalMs = options.intervalMs ?? 200;
-  /** partition → the messages recorded so far, in offset order. */
-  const recorded = new Map<number, Recorded[]>();
-  /** partition → the offset after the last message the recorder read. */
-  const position = new Map<number, number>();
+  /** `topic:partition` → the messages recorded so far, in offset order. */
+  const recorded = new Map<string, Recorded[]>();
+  /** `topic:partition` → the offset after the last message the recorder read. */
+  const position = new Map<string, number>();
   const reported = new Set<string>();
   const violations: string[] = [];
   let samples = 0;
@@ -63,7 +120,7 @@ export async function watchCommits(
     sessionTimeout: 30_000,
   });
   await recorder.connect();
-  await recorder.subscribe({ topic, fromBeginning: true });
+  await recorder.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
   // Watching starts once the recorder has its partitions: until then no offset can be judged.
   const joined = new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 30_000);
@@ -75,59 +132,54 @@ export async function watchCommits(
   await recorder.run({
     autoCommit: false,
     eachBatch: async ({ batch }) => {
-      const list = recorded.get(batch.partition) ?? [];
-      recorded.set(batch.partition, list);
+      const w = byTopic.get(batch.topic);
+      const at = `${batch.topic}:${batch.partition}`;
+      const list = recorded.get(at) ?? [];
+      recorded.set(at, list);
       for (const message of batch.messages) {
         const offset = Number(message.offset);
-        if (offset < (position.get(batch.partition) ?? 0)) continue; // read again after a rejoin
-        position.set(batch.partition, offset + 1);
-        const orderId = orderIdOf(message.value);
-        if (orderId) list.push({ offset, orderId });
+        if (offset < (position.get(at) ?? 0)) continue; // read again after a rejoin
+        position.set(at, offset + 1);
+        const event = payloadOf(message.value);
+        const eventId = event && w?.eventIdOf(event);
+        if (event && eventId) list.push({ offset, eventId, orderId: String(event.orderId) });
       }
     },
   });
 
-  const sample = async () => {
-    const committed = new Map<number, number>();
-    const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  const sample = async (w: Watched) => {
+    const committed = new Map<string, number>();
+    const [entry] = await admin.fetchOffsets({
+      groupId: groupId(config.namespace, w.consumer),
+      topics: [w.topic],
+    });
     for (const p of entry?.partitions ?? []) {
-      if (Number(p.offset) >= 0) committed.set(p.partition, Number(p.offset));
+      if (Number(p.offset) >= 0) committed.set(`${w.topic}:${p.partition}`, Number(p.offset));
     }
     const at = Date.now() - options.startedAt;
     samples++;
-    // What MySQL holds right after: a correct runner committed each offset after its row. All
-    // of the consumer's settled rows (the run's database is its own), read before waiting for
-    // the recorder, so a row written meanwhile cannot hide an early commit.
-    const rows = await database.db
-      .select({ eventId: idempotencyLog.eventId })
-      .from(idempotencyLog)
-      .where(
-        and(
-          eq(idempotencyLog.consumer, ORDER_CREATED_CONSUMER),
-          inArray(idempotencyLog.status, ["DONE", "FAILED"]),
-        ),
-      );
-    const settled = new Set(rows.map((r) => r.eventId));
+    // What MySQL holds right after: a correct runner committed each offset after its outcome.
+    // All of them (the run's database is its own), read before waiting for the recorder, so an
+    // outcome written meanwhile cannot hide an early commit.
+    const settled = await w.settled(database.db);
     await recorderReaches(committed);
-    for (const [partition, list] of recorded) {
-      const below = committed.get(partition) ?? 0;
-      for (const m of list) {
-        const where = `${partition}@${m.offset}`;
+    for (const [partition, below] of committed) {
+      for (const m of recorded.get(partition) ?? []) {
+        const where = `${partition.slice(config.namespace.length + 1)}@${m.offset}`;
         if (m.offset >= below || reported.has(where)) continue;
-        reported.add(where); // checked once: a settled row is never taken back
-        if (settled.has(orderCreatedEventId(m.orderId))) continue;
+        reported.add(where); // checked once: an outcome is never taken back
+        if (settled.has(m.eventId)) continue;
         violations.push(
-          `order_created ${where} (order ${m.orderId}) was committed past at +${(at / 1000).toFixed(1)} s while the idempotency log held no outcome for it`,
+          `${where} (order ${m.orderId}) was committed past by the ${w.consumer} group at +${(at / 1000).toFixed(1)} s while MySQL held no outcome for it`,
         );
       }
     }
   };
 
   /** Waits (up to a second) until the recorder has read every partition up to `offsets`. */
-  const recorderReaches = async (offsets: Map<number, number>) => {
+  const recorderReaches = async (offsets: Map<string, number>) => {
     const deadline = Date.now() + 1_000;
-    const behind = () =>
-      [...offsets].some(([partition, offset]) => (position.get(partition) ?? 0) < offset);
+    const behind = () => [...offsets].some(([at, offset]) => (position.get(at) ?? 0) < offset);
     while (behind() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   };
 
@@ -135,9 +187,11 @@ export async function watchCommits(
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      await withDeadline(sample(), 5_000).catch(() => {
-        // the broker or MySQL is under a fault: the next sample covers the same offsets
-      });
+      for (const w of watched) {
+        await withDeadline(sample(w), 5_000).catch(() => {
+          // the broker or MySQL is under a fault: the next sample covers the same offsets
+        });
+      }
       await new Promise((r) => setTimeout(r, intervalMs));
     }
   })();
@@ -154,12 +208,12 @@ export async function watchCommits(
   };
 }
 
-function orderIdOf(value: Buffer | null): string | undefined {
+function payloadOf(value: Buffer | null): { eventId?: unknown; orderId?: unknown } | undefined {
   try {
-    const event = JSON.parse(value?.toString("utf8") ?? "") as { orderId?: unknown };
-    return typeof event.orderId === "string" ? event.orderId : undefined;
+    const event = JSON.parse(value?.toString("utf8") ?? "") as unknown;
+    return event && typeof event === "object" ? event : undefined;
   } catch {
-    return undefined; // not an order_created the load wrote: nothing to hold it against
+    return undefined; // not an event the service wrote: nothing to hold it against
   }
 }
 

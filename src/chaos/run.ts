@@ -310,7 +310,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     commits = undefined;
     result.violations.push(...watched.violations);
     o.progress(
-      `  commit watch: ${watched.checked} messages held against MySQL as the group committed past them (${watched.samples} samples)`,
+      `  commit watch: ${watched.checked} messages held against MySQL as their consumer groups committed past them (${watched.samples} samples)`,
     );
     // Each process's last output, for the post-mortem of a failed run (removed if it passes).
     mkdirSync(logDir, { recursive: true });
