@@ -38,7 +38,7 @@ describe("the chaos commit watch", () => {
         partitions: [{ partition: 0, offset: String(offset) }],
       });
 
-    const watch = await watchCommits(services, { startedAt: Date.now(), intervalMs: 50 });
+    const watch = await watchCommits(services, { elapsedMs: () => 0, intervalMs: 50 });
     let result: Awaited<ReturnType<typeof watch.stop>> | undefined;
     try {
       // Offsets 0 and 1 the way the runner commits: their rows (DONE, FAILED) first. Offsets 2
@@ -87,7 +87,7 @@ describe("the chaos commit watch", () => {
       topic,
       messages: [event("pay-logged"), event("pay-parked"), event("pay-lost")],
     });
-    const watch = await watchCommits(services, { startedAt: Date.now(), intervalMs: 50 });
+    const watch = await watchCommits(services, { elapsedMs: () => 0, intervalMs: 50 });
     let result: Awaited<ReturnType<typeof watch.stop>> | undefined;
     try {
       await services.database.db.insert(idempotencyLog).values({

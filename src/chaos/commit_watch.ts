@@ -99,7 +99,10 @@ function watchedConsumers(services: Services): Watched[] {
 
 export async function watchCommits(
   services: Services,
-  options: { intervalMs?: number; startedAt: number },
+  options: {
+    intervalMs?: number /** The run's clock, for dating what the watch finds. */;
+    elapsedMs: () => number;
+  },
 ): Promise<CommitWatch> {
   const { admin, database, config } = services;
   const watched = watchedConsumers(services);
@@ -156,7 +159,7 @@ export async function watchCommits(
     for (const p of entry?.partitions ?? []) {
       if (Number(p.offset) >= 0) committed.set(`${w.topic}:${p.partition}`, Number(p.offset));
     }
-    const at = Date.now() - options.startedAt;
+    const at = options.elapsedMs();
     samples++;
     // What MySQL holds right after: a correct runner committed each offset after its outcome.
     // All of them (the run's database is its own), read before waiting for the recorder, so an

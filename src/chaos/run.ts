@@ -197,8 +197,11 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     );
     o.progress(`seed ${o.seed}: sale ${sale.saleId} open, ${o.buyers} buyers for ${o.units} units`);
 
-    const started = Date.now();
-    commits = await watchCommits(services, { startedAt: started });
+    // The watch first: its recorder joins its group before the run's clock (and the seeded
+    // fault schedule) starts. It dates what it finds on that clock.
+    let started = Date.now();
+    commits = await watchCommits(services, { elapsedMs: () => Date.now() - started });
+    started = Date.now();
     const load = runLoad(
       {
         saleId: sale.saleId,
