@@ -1,5 +1,5 @@
 import { and, eq, inArray } from "drizzle-orm";
-import type { Consumer } from "kafkajs";
+import type { Batch, Consumer } from "kafkajs";
 import { idempotencyLog, payments } from "../db/schema";
 import { paymentEventId } from "../events/payment_completed";
 import { groupId, ORDER_CREATED_CONSUMER, PAYMENT_COMPLETED_CONSUMER } from "../kafka/topics";
@@ -23,6 +23,8 @@ import type { Services } from "../services";
  * answer (a fault is on): the next one covers the same offsets.
  */
 export interface CommitWatch {
+  /** What the watch has found so far. */
+  found(): string[];
   /** Stops sampling and the recorder. */
   stop(): Promise<CommitWatchResult>;
 }
@@ -100,8 +102,14 @@ function watchedConsumers(services: Services): Watched[] {
 export async function watchCommits(
   services: Services,
   options: {
-    intervalMs?: number /** The run's clock, for dating what the watch finds. */;
+    /** The run's clock, for dating what the watch finds. */
     elapsedMs: () => number;
+    intervalMs?: number;
+    /**
+     * The recorder's session: long, so that a recorder behind during a broker fault is not
+     * thrown out of its group for good. A test that waits out a dead member shortens it.
+     */
+    recorderSessionMs?: number;
   },
 ): Promise<CommitWatch> {
   const { admin, database, config } = services;
@@ -117,38 +125,84 @@ export async function watchCommits(
   let samples = 0;
 
   const recorderGroup = groupId(config.namespace, "chaos_commit_watch");
-  const recorder: Consumer = services.kafka.consumer({
-    groupId: recorderGroup,
-    // A recorder that falls behind during a broker fault must not be thrown out for good.
-    sessionTimeout: 30_000,
-  });
-  await recorder.connect();
-  await recorder.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
+  const record = (batch: Batch) => {
+    const w = byTopic.get(batch.topic);
+    const at = `${batch.topic}:${batch.partition}`;
+    const list = recorded.get(at) ?? [];
+    recorded.set(at, list);
+    for (const message of batch.messages) {
+      const offset = Number(message.offset);
+      if (offset < (position.get(at) ?? 0)) continue; // read again after a rejoin or restart
+      position.set(at, offset + 1);
+      const event = payloadOf(message.value);
+      const eventId = event && w?.eventIdOf(event);
+      if (event && eventId) list.push({ offset, eventId, orderId: String(event.orderId) });
+    }
+  };
+
+  /**
+   * The recorder's restarts are the watch's own, never kafkajs's: a restart kafkajs had
+   * scheduled when the watch stopped outlived the run (a crash mid-stop, under a broker fault),
+   * and went on crashing every 100 ms against the deleted topics for the rest of the campaign.
+   */
+  let stopped = false;
+  let recorder: Consumer | undefined;
   // Watching starts once the recorder has its partitions: until then no offset can be judged.
-  const joined = new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 30_000);
-    recorder.on(recorder.events.GROUP_JOIN, () => {
-      clearTimeout(timer);
-      resolve();
+  let joined: () => void = () => {};
+  const joinedOrLate = new Promise<void>((resolve) => {
+    joined = resolve;
+    setTimeout(resolve, 30_000);
+  });
+  let restartTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A start in progress: stop waits for it, never disconnects a consumer mid-join. */
+  let starting: Promise<void> | undefined;
+  const startRecorder = (): Promise<void> => {
+    starting = startOne().finally(() => {
+      starting = undefined;
     });
-  });
-  await recorder.run({
-    autoCommit: false,
-    eachBatch: async ({ batch }) => {
-      const w = byTopic.get(batch.topic);
-      const at = `${batch.topic}:${batch.partition}`;
-      const list = recorded.get(at) ?? [];
-      recorded.set(at, list);
-      for (const message of batch.messages) {
-        const offset = Number(message.offset);
-        if (offset < (position.get(at) ?? 0)) continue; // read again after a rejoin
-        position.set(at, offset + 1);
-        const event = payloadOf(message.value);
-        const eventId = event && w?.eventIdOf(event);
-        if (event && eventId) list.push({ offset, eventId, orderId: String(event.orderId) });
-      }
-    },
-  });
+    return starting;
+  };
+  const startOne = async (): Promise<void> => {
+    const c = services.kafka.consumer({
+      groupId: recorderGroup,
+      sessionTimeout: options.recorderSessionMs ?? 30_000,
+      retry: { restartOnFailure: async () => false },
+    });
+    c.on(c.events.CRASH, () => {
+      if (!stopped && c === recorder) restartRecorder();
+    });
+    c.on(c.events.GROUP_JOIN, () => {
+      joined();
+      if (stopped) c.disconnect().catch(() => {}); // joined after all, as the watch stopped
+    });
+    try {
+      await c.connect();
+      await c.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
+    } catch (error) {
+      await c.disconnect().catch(() => {});
+      throw error;
+    }
+    if (stopped) {
+      await c.disconnect().catch(() => {});
+      return;
+    }
+    recorder = c;
+    await c.run({ autoCommit: false, eachBatch: async ({ batch }) => record(batch) });
+  };
+  const restartRecorder = () => {
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      if (stopped) return;
+      const crashed = recorder;
+      recorder = undefined;
+      Promise.resolve(crashed?.disconnect())
+        .catch(() => {})
+        .then(() => (stopped ? undefined : startRecorder()))
+        .catch(() => restartRecorder()); // the broker is still away: again in a second
+    }, 1_000);
+  };
+
+  await startRecorder();
 
   const sample = async (w: Watched) => {
     const committed = new Map<string, number>();
@@ -186,8 +240,7 @@ export async function watchCommits(
     while (behind() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   };
 
-  await joined;
-  let stopped = false;
+  await joinedOrLate;
   const loop = (async () => {
     while (!stopped) {
       for (const w of watched) {
@@ -200,10 +253,13 @@ export async function watchCommits(
   })();
 
   return {
+    found: () => [...violations],
     async stop() {
       stopped = true;
+      clearTimeout(restartTimer);
+      await starting?.catch(() => {});
       await loop;
-      await recorder.disconnect().catch(() => {});
+      await recorder?.disconnect().catch(() => {});
       // It never committed, but its group would stay listed until the namespace is dropped.
       await admin.deleteGroups([recorderGroup]).catch(() => {});
       return { violations, checked: reported.size, samples };
