@@ -18,8 +18,8 @@ import type { Services } from "../services";
  * the idempotency log, order_created and payment_completed.
  *
  * Which message sits at which offset comes from a recorder of its own: a consumer in the
- * namespace's group space that reads the topics from their start and never commits; its group
- * is deleted when the watch stops. A sample is skipped while the broker or MySQL does not
+ * namespace's group space that reads the topics from their start and never commits; its groups
+ * are deleted when the watch stops. A sample is skipped while the broker or MySQL does not
  * answer (a fault is on): the next one covers the same offsets.
  */
 export interface CommitWatch {
@@ -124,7 +124,12 @@ export async function watchCommits(
   const violations: string[] = [];
   let samples = 0;
 
-  const recorderGroup = groupId(config.namespace, "chaos_commit_watch");
+  /**
+   * Each incarnation of the recorder joins a group of its own: one restarted after a broker
+   * fault would otherwise wait, unable to join, until the coordinator gave up on the member it
+   * replaced (its whole session), and record nothing meanwhile. All are deleted at the stop.
+   */
+  const recorderGroups: string[] = [];
   const record = (batch: Batch) => {
     const w = byTopic.get(batch.topic);
     const at = `${batch.topic}:${batch.partition}`;
@@ -163,8 +168,10 @@ export async function watchCommits(
     return starting;
   };
   const startOne = async (): Promise<void> => {
+    const group = groupId(config.namespace, `chaos_commit_watch_${recorderGroups.length + 1}`);
+    recorderGroups.push(group);
     const c = services.kafka.consumer({
-      groupId: recorderGroup,
+      groupId: group,
       sessionTimeout: options.recorderSessionMs ?? 30_000,
       retry: { restartOnFailure: async () => false },
     });
@@ -261,7 +268,7 @@ export async function watchCommits(
       await loop;
       await recorder?.disconnect().catch(() => {});
       // It never committed, but its group would stay listed until the namespace is dropped.
-      await admin.deleteGroups([recorderGroup]).catch(() => {});
+      await admin.deleteGroups(recorderGroups).catch(() => {});
       return { violations, checked: reported.size, samples };
     },
   };
