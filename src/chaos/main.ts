@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { killAllClusters } from "./cluster";
 import { FAULT_KINDS, type FaultKind, formatFaults, parseFaults } from "./faults";
 import { closeAllNetworks, sweepLeftoverNetworks } from "./netns";
-import { type RunResult, runOnce } from "./run";
+import { type RunResult, runOnce, unwindInterruptedRuns } from "./run";
 
 // `bun run chaos [--seed N] [--runs N] [--duration S] [--faults a,b|all] [--buyers N]
 // [--units N] [--keep] [--short]`: see USAGE.
@@ -83,12 +83,20 @@ const options = {
 
 const results: RunResult[] = [];
 const started = Date.now();
-// Interrupted: no service process outlives the campaign, nor its network namespaces (the run's
-// data namespace stays; drop it with `bun run namespace drop`).
+// Interrupted: no service process outlives the campaign, nor its network namespaces; a store a
+// fault holds frozen is thawed, and the interrupted run's data namespace is dropped (kept with
+// --keep, for `bun run namespace drop` later).
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     void killAllClusters()
       .then(closeAllNetworks)
+      .then(() => unwindInterruptedRuns(options.keep))
+      .then((names) => {
+        for (const name of names)
+          console.error(
+            `chaos: the interrupted run's namespace ${name} ${options.keep ? "kept (--keep)" : "dropped"}`,
+          );
+      })
       .finally(() => {
         report(results, started, true);
         process.exit(130);

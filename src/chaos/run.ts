@@ -81,6 +81,32 @@ const PAYMENT_WINDOW_SECONDS = 15;
  * paid for by concurrent clients while the faults planned from the seed fire; then every fault
  * healed, the system left to converge, stopped, reconciled twice, and checked.
  */
+/**
+ * The namespaces of the runs in progress, with what drops each: a campaign interrupted
+ * (SIGINT, SIGTERM) never reaches a run's own cleanup, and left its database, keys, topics
+ * and groups on the shared stores.
+ */
+const inProgress = new Map<string, () => Promise<unknown>>();
+
+/**
+ * What a fault holds frozen (SIGSTOP) right now, in any run: a campaign interrupted during a
+ * broker-pause or redis-pause left the store, shared with everything else, stopped for good.
+ */
+const frozenNow = new Set<{ thaw(): void }>();
+
+/**
+ * A campaign stopped by a signal: thaws what a fault holds frozen, then drops the namespace of
+ * every run in progress (unless `keep`). Returns those namespaces.
+ */
+export async function unwindInterruptedRuns(keep: boolean): Promise<string[]> {
+  for (const f of frozenNow) f.thaw();
+  frozenNow.clear();
+  const names = [...inProgress.keys()];
+  if (!keep) await Promise.all([...inProgress.values()].map((drop) => drop().catch(() => {})));
+  inProgress.clear();
+  return names;
+}
+
 export async function runOnce(o: RunOptions): Promise<RunResult> {
   const env = { ...process.env, ...o.env };
   const rnd = seededRandom(o.seed);
@@ -96,6 +122,16 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     LOG_LEVEL: "error",
   });
   const services = createServices(config, createLogger("error", { chaos: true }, 2));
+  inProgress.set(namespace, async () => {
+    // Clients of its own: the run's may be closing under it as the signal unwinds the run.
+    const dropper = createServices(config, createLogger("error", { chaos: true }, 2));
+    try {
+      await dropper.connectKafka();
+      await dropNamespace(dropper);
+    } finally {
+      await dropper.close();
+    }
+  });
   const proxy = await createTcpProxy({ host: dbUrl.hostname, port: Number(dbUrl.port || 3306) });
   const proxied = new URL(dbUrl);
   proxied.hostname = "127.0.0.1";
@@ -359,6 +395,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     for (const c of clocks.values()) c.close();
     await provider.close();
     if (!o.keep) await dropNamespace(services).catch(() => {});
+    inProgress.delete(namespace);
     await services.close();
     await proxy.close();
   }
@@ -461,11 +498,13 @@ async function frozenFor(
 ) {
   target.freeze();
   ctx.frozen.add(target);
+  frozenNow.add(target);
   try {
     await hold();
   } finally {
     target.thaw();
     ctx.frozen.delete(target);
+    frozenNow.delete(target);
   }
 }
 
