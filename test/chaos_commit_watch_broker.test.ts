@@ -3,22 +3,12 @@ import { watchCommits } from "../src/chaos/commit_watch";
 import { groupId, ORDER_CREATED_CONSUMER } from "../src/kafka/topics";
 import { eventually } from "./support/context";
 import { orderCreatedMessage } from "./support/orders";
-import { createPrivateKafka, type PrivateKafka } from "./support/private_kafka";
-import { useWorld } from "./support/world";
+import { useWorldOnPrivateKafka } from "./support/world";
 
 // The commit watch's recorder on a broker of the test's own, killed under it (SIGKILL): the
 // campaign's broker-kill. Its consumer must come back with the broker, and must not outlive
 // the watch when the watch stops while the broker is away.
-let kafka: PrivateKafka;
-const world = useWorld(import.meta.url, {
-  kafka: true,
-  env: async () => {
-    kafka = await createPrivateKafka();
-    await kafka.start();
-    return { KAFKA_BROKERS: kafka.brokers.join(",") };
-  },
-});
-world.onCleanup(() => kafka?.remove());
+const { world, kafka } = useWorldOnPrivateKafka(import.meta.url);
 
 describe("the chaos commit watch under a broker kill", () => {
   it("records again once the broker is back, and its recorder does not outlive a watch stopped while the broker was away", async () => {

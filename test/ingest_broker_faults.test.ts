@@ -4,29 +4,17 @@ import { hashIdempotencyKey } from "../src/orders/idempotency_keys";
 import { orderConsumer } from "./support/components";
 import { eventually } from "./support/context";
 import { ordersOfSale, persistedOrder } from "./support/orders";
-import { createPrivateKafka, type PrivateKafka } from "./support/private_kafka";
 import { freePort } from "./support/process";
 import { openSale, orderRequest, saleSnapshot } from "./support/sales";
-import { useWorld } from "./support/world";
+import { useWorldOnPrivateKafka } from "./support/world";
 
 // The broker is a real process of this test's own: killed (SIGKILL) and frozen (SIGSTOP)
 // mid-sale. The publish deadline is short and the publish queue holds one message, so the
 // three ways a publish can end without an acknowledgement are reached quickly.
-let kafka: PrivateKafka;
-const world = useWorld(import.meta.url, {
-  kafka: true,
-  env: async () => {
-    kafka = await createPrivateKafka();
-    await kafka.start();
-    return {
-      KAFKA_BROKERS: kafka.brokers.join(","),
-      KAFKA_PUBLISH_TIMEOUT_MS: "1500",
-      KAFKA_PUBLISH_QUEUE_MAX: "1",
-    };
-  },
+const { world, kafka } = useWorldOnPrivateKafka(import.meta.url, {
+  env: { KAFKA_PUBLISH_TIMEOUT_MS: "1500", KAFKA_PUBLISH_QUEUE_MAX: "1" },
   components: (services) => [orderConsumer(services)],
 });
-world.onCleanup(() => kafka?.remove());
 
 const record = (saleId: string, key: string) =>
   world.services.keys.sale(saleId).idempotency(hashIdempotencyKey(key));

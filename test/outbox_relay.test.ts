@@ -10,10 +10,9 @@ import type { Services } from "../src/services";
 import { orderConsumer } from "./support/components";
 import { eventually } from "./support/context";
 import { cancelOrder, orderRow, persistedOrder, placeOrder } from "./support/orders";
-import { createPrivateKafka, type PrivateKafka } from "./support/private_kafka";
 import { reconcile } from "./support/reconcile";
 import { messageCount, openSale, readMessages } from "./support/sales";
-import { useWorld } from "./support/world";
+import { useWorldOnPrivateKafka } from "./support/world";
 
 /**
  * The outbox relay publishes without holding anything a state change needs. The broker is a
@@ -24,17 +23,9 @@ import { useWorld } from "./support/world";
  * is set aside without holding back the rows around it (those of its failed batch may be
  * published twice: kafkajs does not say which partitions of a failed request were written).
  */
-let kafka: PrivateKafka;
-const world = useWorld(import.meta.url, {
-  kafka: true,
-  env: async () => {
-    kafka = await createPrivateKafka();
-    await kafka.start();
-    return { KAFKA_BROKERS: kafka.brokers.join(",") };
-  },
+const { world, kafka } = useWorldOnPrivateKafka(import.meta.url, {
   components: (services) => [orderConsumer(services)],
 });
-world.onCleanup(() => kafka?.remove());
 
 /**
  * The world's services with the producer's sendBatch announced: the real producer still sends

@@ -6,6 +6,7 @@ import type { Component } from "../../src/runtime/component";
 import type { Services } from "../../src/services";
 import { startAll, stopAll } from "./components";
 import { createTestContext, type TestContext } from "./context";
+import { createPrivateKafka, type PrivateKafka } from "./private_kafka";
 import { type Child, startChild } from "./process";
 
 export interface WorldOptions {
@@ -115,4 +116,41 @@ export function useWorld(fileUrl: string, options: WorldOptions = {}): World {
   }, 60_000);
 
   return world;
+}
+
+/**
+ * useWorld on a Kafka broker of the file's own (private_kafka.ts), started before the world is
+ * built and removed after it: for files that kill or freeze the broker. `kafka` stands for it
+ * from the file's first test on.
+ */
+export function useWorldOnPrivateKafka(
+  fileUrl: string,
+  options: Omit<WorldOptions, "kafka" | "env"> & { env?: Record<string, string> } = {},
+): { world: World; kafka: PrivateKafka } {
+  let broker: PrivateKafka | undefined;
+  const own = () => {
+    if (!broker) throw new Error("the private broker is started in beforeAll: use it in a test");
+    return broker;
+  };
+  const world = useWorld(fileUrl, {
+    ...options,
+    kafka: true,
+    env: async () => {
+      broker = await createPrivateKafka();
+      await broker.start();
+      return { ...options.env, KAFKA_BROKERS: broker.brokers.join(",") };
+    },
+  });
+  world.onCleanup(() => broker?.remove());
+  const kafka: PrivateKafka = {
+    get brokers() {
+      return own().brokers;
+    },
+    start: () => own().start(),
+    kill: () => own().kill(),
+    freeze: () => own().freeze(),
+    thaw: () => own().thaw(),
+    remove: () => own().remove(),
+  };
+  return { world, kafka };
 }
